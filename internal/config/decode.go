@@ -194,7 +194,7 @@ func toDuration(data any) (any, error) {
 var sizeRE = regexp.MustCompile(`^(\d+)\s*([kKmMgGtT]i?[bB]|[bB])$`)
 
 var sizeUnits = map[string]uint64{
-	"b": 1,
+	"b":  1,
 	"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
 	"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
 }
