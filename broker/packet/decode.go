@@ -1,0 +1,499 @@
+package packet
+
+// slots holds the structs that decoding fills. A Reader keeps one set and
+// reuses it for every packet; Decode uses a fresh set per call.
+type slots struct {
+	connect     *Connect
+	connack     *Connack
+	publish     *Publish
+	ack         *Ack
+	subscribe   *Subscribe
+	suback      *Suback
+	unsubscribe *Unsubscribe
+	unsuback    *Unsuback
+	disconnect  *Disconnect
+	auth        *Auth
+}
+
+// Shared values for the packets without content.
+var (
+	thePingreq  = &Pingreq{}
+	thePingresp = &Pingresp{}
+)
+
+var (
+	errReservedType    = &Error{Code: MalformedPacket, Msg: "reserved packet type"}
+	errFlags           = &Error{Code: MalformedPacket, Msg: "MQTT-2.1.3-1 invalid fixed header flags"}
+	errNoVersion       = &Error{Code: ProtocolError, Msg: "MQTT-3.1.0-1 packet before CONNECT (protocol version unknown)"}
+	errUnsupported     = &Error{Code: UnsupportedProtocolVersion, Msg: "MQTT-3.1.2-1 unsupported protocol name or level"}
+	errLength          = &Error{Code: MalformedPacket, Msg: "remaining length does not match the packet"}
+	errQoS3            = &Error{Code: MalformedPacket, Msg: "MQTT-3.3.1-4 qos 3"}
+	errDupQoS0         = &Error{Code: MalformedPacket, Msg: "MQTT-3.3.1-2 dup set on a qos 0 publish"}
+	errEmptyTopic      = &Error{Code: ProtocolError, Msg: "MQTT-4.7.3-1 empty topic name without topic alias"}
+	errReasonCode      = &Error{Code: ProtocolError, Msg: "reason code not allowed in this packet"}
+	errNoSubscriptions = &Error{Code: ProtocolError, Msg: "MQTT-3.8.3-2 subscribe without topic filters"}
+	errNoUnsubscribes  = &Error{Code: ProtocolError, Msg: "MQTT-3.10.3-2 unsubscribe without topic filters"}
+	errNoCodes         = &Error{Code: ProtocolError, Msg: "ack without reason codes"}
+)
+
+// parseHeader parses the fixed header at the start of b. It returns
+// hlen == 0 and no error when b holds only part of the header.
+func parseHeader(b []byte) (rem uint32, hlen int, err error) {
+	if len(b) < 2 {
+		return 0, 0, nil
+	}
+	rem, n, err := parseVarint(b[1:])
+	if err != nil || n == 0 {
+		return 0, 0, err
+	}
+	return rem, 1 + n, nil
+}
+
+// checkFlags validates the fixed header flags of every type but PUBLISH
+// [MQTT-2.2.2-1/2 in 3.1.1, MQTT-2.1.3-1 in 5.0].
+func checkFlags(t Type, flags, version byte) error {
+	want := byte(0)
+	switch t {
+	case PUBREL, SUBSCRIBE, UNSUBSCRIBE: // [MQTT-3.6.1-1, MQTT-3.8.1-1, MQTT-3.10.1-1]
+		want = 0x02
+		// MQTT 3.1 clients may set DUP on retransmissions of these.
+		if version == Version31 && flags == 0x0A {
+			return nil
+		}
+	}
+	if flags != want {
+		return errFlags
+	}
+	return nil
+}
+
+// decodePacket decodes the whole packet b whose fixed header is hlen
+// bytes long. CONNECT carries its own version; every other packet is
+// decoded for version.
+func decodePacket(s *slots, b []byte, hlen int, version byte) (Packet, error) {
+	t := Type(b[0] >> 4)
+	flags := b[0] & 0x0F
+	d := dec{b: b, pos: hlen}
+	if t == CONNECT {
+		if flags != 0 {
+			return nil, errFlags
+		}
+		if s.connect == nil {
+			s.connect = new(Connect)
+		}
+		if err := decodeConnect(s.connect, &d); err != nil {
+			return nil, err
+		}
+		return s.connect, nil
+	}
+	if t == 0 || (t == AUTH && version != Version5) {
+		return nil, errReservedType
+	}
+	switch version {
+	case Version31, Version311, Version5:
+	default:
+		return nil, errNoVersion
+	}
+	v5 := version == Version5
+	if t == PUBLISH {
+		if s.publish == nil {
+			s.publish = new(Publish)
+		}
+		if err := decodePublish(s.publish, &d, flags, v5); err != nil {
+			return nil, err
+		}
+		return s.publish, nil
+	}
+	if err := checkFlags(t, flags, version); err != nil {
+		return nil, err
+	}
+	var p Packet
+	var err error
+	switch t {
+	case CONNACK:
+		if s.connack == nil {
+			s.connack = new(Connack)
+		}
+		p, err = s.connack, decodeConnack(s.connack, &d, v5)
+	case PUBACK, PUBREC, PUBREL, PUBCOMP:
+		if s.ack == nil {
+			s.ack = new(Ack)
+		}
+		p, err = s.ack, decodeAck(s.ack, &d, t, v5)
+	case SUBSCRIBE:
+		if s.subscribe == nil {
+			s.subscribe = new(Subscribe)
+		}
+		p, err = s.subscribe, decodeSubscribe(s.subscribe, &d, v5)
+	case SUBACK:
+		if s.suback == nil {
+			s.suback = new(Suback)
+		}
+		p, err = s.suback, decodeSuback(s.suback, &d, v5)
+	case UNSUBSCRIBE:
+		if s.unsubscribe == nil {
+			s.unsubscribe = new(Unsubscribe)
+		}
+		p, err = s.unsubscribe, decodeUnsubscribe(s.unsubscribe, &d, v5)
+	case UNSUBACK:
+		if s.unsuback == nil {
+			s.unsuback = new(Unsuback)
+		}
+		p, err = s.unsuback, decodeUnsuback(s.unsuback, &d, v5)
+	case PINGREQ:
+		p, err = thePingreq, d.end()
+	case PINGRESP:
+		p, err = thePingresp, d.end()
+	case DISCONNECT:
+		if s.disconnect == nil {
+			s.disconnect = new(Disconnect)
+		}
+		dc := s.disconnect
+		dc.Props.Reset()
+		*dc = Disconnect{Props: dc.Props}
+		if v5 {
+			dc.ReasonCode, err = decodeReasonAndProps(&d, &dc.Props, propsDisconnect, rcDisconnect)
+		} else {
+			err = d.end()
+		}
+		p = dc
+	default: // AUTH, v5 only (checked above)
+		if s.auth == nil {
+			s.auth = new(Auth)
+		}
+		a := s.auth
+		a.Props.Reset()
+		*a = Auth{Props: a.Props}
+		a.ReasonCode, err = decodeReasonAndProps(&d, &a.Props, propsAuth, rcAuth)
+		p = a
+	}
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// decodeConnect decodes CONNECT's variable header and payload.
+func decodeConnect(c *Connect, d *dec) error {
+	c.Props.Reset()
+	c.WillProps.Reset()
+	*c = Connect{Props: c.Props, WillProps: c.WillProps}
+	name, err := d.binary()
+	if err != nil {
+		return err
+	}
+	level, err := d.byte()
+	if err != nil {
+		return err
+	}
+	switch {
+	case string(name) == "MQTT" && (level == Version311 || level == Version5):
+	case string(name) == "MQIsdp" && level == Version31:
+	default:
+		return errUnsupported // [MQTT-3.1.2-1, MQTT-3.1.2-2]
+	}
+	c.ProtocolName, c.Version = name, level
+	v5 := level == Version5
+	flags, err := d.byte()
+	if err != nil {
+		return err
+	}
+	if flags&0x01 != 0 {
+		return malformed("MQTT-3.1.2-3 connect reserved flag set")
+	}
+	c.CleanStart = flags&0x02 != 0
+	c.WillFlag = flags&0x04 != 0
+	c.WillQoS = flags >> 3 & 0x03
+	c.WillRetain = flags&0x20 != 0
+	c.PasswordFlag = flags&0x40 != 0
+	c.UsernameFlag = flags&0x80 != 0
+	if c.WillQoS == 3 {
+		return malformed("MQTT-3.1.2-14 will qos 3")
+	}
+	if !c.WillFlag && (c.WillQoS != 0 || c.WillRetain) {
+		return malformed("MQTT-3.1.2-11 will qos or retain set without will flag")
+	}
+	if level == Version311 && c.PasswordFlag && !c.UsernameFlag {
+		return malformed("MQTT-3.1.2-22 password flag without user name flag")
+	}
+	if c.KeepAlive, err = d.u16(); err != nil {
+		return err
+	}
+	if v5 {
+		if err := decodeProps(d, &c.Props, propsConnect, false); err != nil {
+			return err
+		}
+	}
+	if c.ClientID, err = d.str(); err != nil {
+		return err
+	}
+	if c.WillFlag {
+		if v5 {
+			if err := decodeProps(d, &c.WillProps, propsWill, false); err != nil {
+				return err
+			}
+		}
+		if c.WillTopic, err = d.str(); err != nil {
+			return err
+		}
+		if len(c.WillTopic) == 0 {
+			return &Error{Code: TopicNameInvalid, Msg: "MQTT-4.7.3-1 empty will topic"}
+		}
+		if err := checkTopicName(c.WillTopic); err != nil {
+			return err
+		}
+		if c.WillPayload, err = d.binary(); err != nil {
+			return err
+		}
+	}
+	if c.UsernameFlag {
+		if c.Username, err = d.str(); err != nil {
+			return err
+		}
+	}
+	if c.PasswordFlag {
+		if c.Password, err = d.binary(); err != nil {
+			return err
+		}
+	}
+	return d.end()
+}
+
+func decodeConnack(c *Connack, d *dec, v5 bool) error {
+	c.Props.Reset()
+	*c = Connack{Props: c.Props}
+	flags, err := d.byte()
+	if err != nil {
+		return err
+	}
+	if flags&0xFE != 0 {
+		return malformed("MQTT-3.2.2-1 connack reserved flags set")
+	}
+	c.SessionPresent = flags&0x01 != 0
+	code, err := d.byte()
+	if err != nil {
+		return err
+	}
+	c.ReasonCode = ReasonCode(code)
+	if v5 {
+		if !rcAllowed(c.ReasonCode, rcConnack) {
+			return errReasonCode
+		}
+		if err := decodeProps(d, &c.Props, propsConnack, false); err != nil {
+			return err
+		}
+	} else if code > byte(V3NotAuthorized) {
+		return errReasonCode
+	}
+	if c.SessionPresent && code != 0 {
+		return protocolErr("MQTT-3.2.2-4 session present with a non-zero return code")
+	}
+	return d.end()
+}
+
+func decodePublish(p *Publish, d *dec, flags byte, v5 bool) error {
+	p.Props.Reset()
+	*p = Publish{Props: p.Props}
+	p.QoS = flags >> 1 & 0x03
+	if p.QoS == 3 {
+		return errQoS3
+	}
+	p.Dup = flags&0x08 != 0
+	if p.Dup && p.QoS == 0 {
+		return errDupQoS0
+	}
+	p.Retain = flags&0x01 != 0
+	topic, err := d.binary()
+	if err != nil {
+		return err
+	}
+	if len(topic) > 0 {
+		if err := checkTopicName(topic); err != nil {
+			return err
+		}
+	}
+	p.Topic = topic
+	if p.QoS > 0 {
+		if p.PacketID, err = d.packetID(); err != nil {
+			return err
+		}
+	}
+	if v5 {
+		if err := decodeProps(d, &p.Props, propsPublish, true); err != nil {
+			return err
+		}
+	}
+	if len(topic) == 0 && !p.Props.Has(PropTopicAlias) {
+		return errEmptyTopic
+	}
+	p.Payload = d.rest()
+	return nil
+}
+
+func decodeAck(a *Ack, d *dec, kind Type, v5 bool) error {
+	a.Props.Reset()
+	*a = Ack{Kind: kind, Props: a.Props}
+	var err error
+	if a.PacketID, err = d.packetID(); err != nil {
+		return err
+	}
+	if !v5 || d.remaining() == 0 {
+		return d.end()
+	}
+	allowed := rcPuback
+	if kind == PUBREL || kind == PUBCOMP {
+		allowed = rcPubrel
+	}
+	a.ReasonCode, err = decodeReasonAndProps(d, &a.Props, propsAck, allowed)
+	return err
+}
+
+// decodeReasonAndProps reads the optional reason code and property block
+// that end v5 acks, DISCONNECT and AUTH: absent means Success and no
+// properties, and a lone reason code means no properties.
+func decodeReasonAndProps(d *dec, p *Properties, props propSet, codes uint8) (ReasonCode, error) {
+	if d.remaining() == 0 {
+		return Success, nil
+	}
+	c, _ := d.byte()
+	code := ReasonCode(c)
+	if !rcAllowed(code, codes) {
+		return code, errReasonCode
+	}
+	if d.remaining() > 0 {
+		if err := decodeProps(d, p, props, false); err != nil {
+			return code, err
+		}
+	}
+	return code, d.end()
+}
+
+func decodeSubscribe(s *Subscribe, d *dec, v5 bool) error {
+	s.Props.Reset()
+	*s = Subscribe{Props: s.Props, Subs: s.Subs[:0]}
+	var err error
+	if s.PacketID, err = d.packetID(); err != nil {
+		return err
+	}
+	if v5 {
+		if err := decodeProps(d, &s.Props, propsSubscribe, false); err != nil {
+			return err
+		}
+	}
+	if d.remaining() == 0 {
+		return errNoSubscriptions // [MQTT-3.8.3-3 in 3.1.1]
+	}
+	for d.remaining() > 0 {
+		filter, err := d.str()
+		if err != nil {
+			return err
+		}
+		opts, err := d.byte()
+		if err != nil {
+			return err
+		}
+		sub := Subscription{Filter: filter, QoS: opts & 0x03}
+		if v5 {
+			if opts&0xC0 != 0 {
+				return malformed("MQTT-3.8.3-5 subscription options reserved bits set")
+			}
+			sub.NoLocal = opts&0x04 != 0
+			sub.RetainAsPublished = opts&0x08 != 0
+			sub.RetainHandling = opts >> 4 & 0x03
+			if sub.RetainHandling == 3 {
+				return protocolErr("retain handling 3")
+			}
+			if sub.NoLocal && isShared(filter) {
+				return protocolErr("MQTT-3.8.3-4 no local on a shared subscription")
+			}
+		} else if opts&0xFC != 0 {
+			return malformed("MQTT-3-8.3-4 subscription options reserved bits set")
+		}
+		if sub.QoS == 3 {
+			return malformed("MQTT-3-8.3-4 subscription qos 3")
+		}
+		s.Subs = append(s.Subs, sub)
+	}
+	return nil
+}
+
+// isShared reports whether filter names a shared subscription.
+func isShared(filter []byte) bool {
+	return len(filter) >= 7 && string(filter[:7]) == "$share/"
+}
+
+func decodeSuback(s *Suback, d *dec, v5 bool) error {
+	s.Props.Reset()
+	*s = Suback{Props: s.Props, Codes: s.Codes[:0]}
+	var err error
+	if s.PacketID, err = d.packetID(); err != nil {
+		return err
+	}
+	allowed := rcSubackV3
+	if v5 {
+		allowed = rcSuback
+		if err := decodeProps(d, &s.Props, propsAck, false); err != nil {
+			return err
+		}
+	}
+	if d.remaining() == 0 {
+		return errNoCodes
+	}
+	for _, c := range d.rest() {
+		if !rcAllowed(ReasonCode(c), allowed) {
+			return errReasonCode
+		}
+		s.Codes = append(s.Codes, ReasonCode(c))
+	}
+	return nil
+}
+
+func decodeUnsubscribe(u *Unsubscribe, d *dec, v5 bool) error {
+	u.Props.Reset()
+	*u = Unsubscribe{Props: u.Props, Filters: u.Filters[:0]}
+	var err error
+	if u.PacketID, err = d.packetID(); err != nil {
+		return err
+	}
+	if v5 {
+		if err := decodeProps(d, &u.Props, propsUnsubscribe, false); err != nil {
+			return err
+		}
+	}
+	if d.remaining() == 0 {
+		return errNoUnsubscribes
+	}
+	for d.remaining() > 0 {
+		f, err := d.str()
+		if err != nil {
+			return err
+		}
+		u.Filters = append(u.Filters, f)
+	}
+	return nil
+}
+
+func decodeUnsuback(u *Unsuback, d *dec, v5 bool) error {
+	u.Props.Reset()
+	*u = Unsuback{Props: u.Props, Codes: u.Codes[:0]}
+	var err error
+	if u.PacketID, err = d.packetID(); err != nil {
+		return err
+	}
+	if !v5 {
+		return d.end()
+	}
+	if err := decodeProps(d, &u.Props, propsAck, false); err != nil {
+		return err
+	}
+	if d.remaining() == 0 {
+		return errNoCodes
+	}
+	for _, c := range d.rest() {
+		if !rcAllowed(ReasonCode(c), rcUnsuback) {
+			return errReasonCode
+		}
+		u.Codes = append(u.Codes, ReasonCode(c))
+	}
+	return nil
+}
