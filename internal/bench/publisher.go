@@ -23,6 +23,19 @@ const headerSize = 24
 
 var headerMagic = [4]byte{'s', 'b', 'h', '1'}
 
+// writeHeader writes the fixed part of the header into payload.
+func writeHeader(payload []byte, runID, index uint32) {
+	copy(payload, headerMagic[:])
+	binary.LittleEndian.PutUint32(payload[4:], runID)
+	binary.LittleEndian.PutUint32(payload[8:], index)
+}
+
+// stampSeq writes the per-message part of the header into payload.
+func stampSeq(payload []byte, seq uint32, sentAt int64) {
+	binary.LittleEndian.PutUint32(payload[12:], seq)
+	binary.LittleEndian.PutUint64(payload[16:], uint64(sentAt))
+}
+
 // publisher drives one client's PUBLISH stream: rate pacing, the QoS 1/2
 // window and packet identifiers. run is its only writer goroutine; the
 // client's readLoop completes acknowledged packets.
@@ -58,9 +71,7 @@ func newPublisher(cfg *config, runID uint32, index int, topic string) *publisher
 	p.pkt.Topic = []byte(topic)
 	p.pkt.Payload = make([]byte, cfg.size)
 	if p.stamped {
-		copy(p.pkt.Payload, headerMagic[:])
-		binary.LittleEndian.PutUint32(p.pkt.Payload[4:], runID)
-		binary.LittleEndian.PutUint32(p.pkt.Payload[8:], uint32(index))
+		writeHeader(p.pkt.Payload, runID, uint32(index))
 	}
 	for i := headerSize; i < cfg.size; i++ {
 		p.pkt.Payload[i] = 'x'
@@ -143,8 +154,7 @@ func (p *publisher) run(stop <-chan struct{}, start time.Time) {
 // send stamps and writes message seq.
 func (p *publisher) send(seq uint32) bool {
 	if p.stamped {
-		binary.LittleEndian.PutUint32(p.pkt.Payload[12:], seq)
-		binary.LittleEndian.PutUint64(p.pkt.Payload[16:], uint64(time.Now().UnixNano()))
+		stampSeq(p.pkt.Payload, seq, time.Now().UnixNano())
 	}
 	if p.qos > 0 {
 		p.pkt.PacketID = p.allocID()
