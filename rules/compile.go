@@ -1,0 +1,383 @@
+package rules
+
+import (
+	"fmt"
+	"reflect"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/checker"
+	"github.com/expr-lang/expr/compiler"
+	"github.com/expr-lang/expr/conf"
+	"github.com/expr-lang/expr/optimizer"
+	"github.com/expr-lang/expr/parser"
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/sluicehq/sluice/broker/topic"
+	"github.com/sluicehq/sluice/ingest"
+)
+
+var (
+	ruleNameRe = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+	letNameRe  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// letProg is one compiled let: its program and the env slot it fills.
+type letProg struct {
+	name string
+	slot int
+	prog *vm.Program
+}
+
+// target is one compiled destination.
+type target struct {
+	field  string // "to[i]", for errors
+	sink   string
+	topic  *tmpl // nil = sink default
+	key    *vm.Program
+	qos    byte
+	retain bool
+}
+
+// rule is one compiled rule. It is immutable after compilation.
+type rule struct {
+	cfg       RuleConfig
+	src       source
+	lets      []letProg
+	when      *vm.Program
+	transform *vm.Program
+	targets   []target
+	mode      ingest.Mode
+	skip      bool    // on_error: skip
+	mask      varMask // variables the rule's expressions read
+	m         ruleMetrics
+}
+
+// ruleCompiler compiles one rule, collecting every error.
+type ruleCompiler struct {
+	in       *ruleInput
+	sinks    map[string]bool // nil = not checked
+	letTypes map[string]reflect.Type
+	letSlot  map[string]int
+	mask     varMask
+	errs     []error
+}
+
+// compileRule compiles in; the rule is nil when there were errors.
+func compileRule(in *ruleInput, sinks map[string]bool) (*rule, []error) {
+	rc := &ruleCompiler{in: in, sinks: sinks, letTypes: map[string]reflect.Type{}, letSlot: map[string]int{}}
+	c := &in.cfg
+	r := &rule{cfg: *c, src: in.src}
+
+	switch {
+	case c.Name == "":
+		rc.fail("name", "required")
+	case !ruleNameRe.MatchString(c.Name):
+		rc.fail("name", "%q: use letters, digits, '-', '_' and '.'", c.Name)
+	}
+	if len(c.Topics) == 0 {
+		rc.fail("topics", "at least one topic filter is required")
+	}
+	for i, f := range c.Topics {
+		field := "topics[" + strconv.Itoa(i) + "]"
+		switch {
+		case len(f) >= len(topic.SharePrefix) && f[:len(topic.SharePrefix)] == topic.SharePrefix:
+			rc.fail(field, "%q: shared subscriptions are not rule filters", f)
+		case !topic.ValidFilter([]byte(f)):
+			rc.fail(field, "%q is not a valid MQTT topic filter", f)
+		}
+	}
+	mode, ok := modes[c.Durability]
+	if !ok {
+		rc.fail("durability", "%q: want spool, sinks or none", c.Durability)
+	}
+	r.mode = mode
+	switch c.OnError {
+	case "", OnErrorDeadLetter:
+	case OnErrorSkip:
+		r.skip = true
+	default:
+		rc.fail("on_error", "%q: want dead_letter or skip", c.OnError)
+	}
+
+	r.lets = rc.compileLets()
+	if c.When != "" {
+		r.when = rc.expr("when", c.When, reflect.Bool)
+	}
+	if c.Transform != "" {
+		r.transform = rc.expr("transform", c.Transform, reflect.Invalid)
+	}
+	if len(c.To) == 0 {
+		rc.fail("to", "at least one target is required")
+	}
+	for i := range c.To {
+		r.targets = append(r.targets, rc.target(i, &c.To[i]))
+	}
+	r.mask = rc.mask
+	if len(rc.errs) > 0 {
+		return nil, rc.errs
+	}
+	return r, nil
+}
+
+func (rc *ruleCompiler) fail(field, format string, args ...any) {
+	rc.errs = append(rc.errs, rc.in.src.errorf(rc.in.cfg.Name, field, format, args...))
+}
+
+// failExpr records an expr error with its position inside the expression,
+// shifted by col0 columns (for expressions embedded in templates).
+func (rc *ruleCompiler) failExpr(field string, err error, col0 int) {
+	e := rc.in.src.errorf(rc.in.cfg.Name, field, "")
+	e.Msg, e.ExprLine, e.ExprColumn = exprMessage(err)
+	if e.ExprLine == 1 {
+		e.ExprColumn += col0
+	}
+	e.Err = err
+	rc.errs = append(rc.errs, e)
+}
+
+// target compiles one destination.
+func (rc *ruleCompiler) target(i int, tc *TargetConfig) target {
+	p := "to[" + strconv.Itoa(i) + "]"
+	t := target{field: p, sink: tc.Sink}
+	switch {
+	case tc.Republish != nil && tc.Sink != "":
+		rc.fail(p, "set either sink or republish, not both")
+	case tc.Republish != nil:
+		t.sink = RepublishSink
+		rp := tc.Republish
+		if tc.Topic != "" || tc.Key != "" {
+			rc.fail(p, "republish takes its topic inside republish: and has no key")
+		}
+		if rp.QoS < 0 || rp.QoS > 2 {
+			rc.fail(p+".republish.qos", "%d: want 0, 1 or 2", rp.QoS)
+		}
+		t.qos, t.retain = byte(rp.QoS), rp.Retain
+		if rp.Topic == "" {
+			rc.fail(p+".republish.topic", "required")
+			return t
+		}
+		t.topic = rc.template(p+".republish.topic", rp.Topic)
+		if t.topic != nil && t.topic.isConst() && !topic.ValidName([]byte(t.topic.lit)) {
+			rc.fail(p+".republish.topic", "%q is not a valid MQTT topic name", t.topic.lit)
+		}
+		return t
+	case tc.Sink == "":
+		rc.fail(p, "sink or republish is required")
+	case rc.sinks != nil && !rc.sinks[tc.Sink]:
+		rc.fail(p+".sink", "unknown sink %q", tc.Sink)
+	}
+	if tc.Topic != "" {
+		t.topic = rc.template(p+".topic", tc.Topic)
+	}
+	if tc.Key != "" {
+		t.key = rc.expr(p+".key", tc.Key, reflect.Invalid)
+	}
+	return t
+}
+
+// compileLets compiles the lets in dependency order (source order among
+// independent ones), so each sees the types of those it uses.
+func (rc *ruleCompiler) compileLets() []letProg {
+	lets := rc.in.cfg.Let
+	if len(lets) == 0 {
+		return nil
+	}
+	names := rc.in.src.lets
+	if len(names) != len(lets) {
+		names = names[:0:0]
+		for n := range lets {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+	}
+	if len(names) > maxLets {
+		rc.fail("let", "%d lets: at most %d are allowed", len(names), maxLets)
+		return nil
+	}
+	deps := map[string][]string{}
+	for _, n := range names {
+		f := "let." + n
+		switch {
+		case !letNameRe.MatchString(n):
+			rc.fail(f, "%q is not a valid name", n)
+		case reservedName(n):
+			rc.fail(f, "%q is reserved (a variable or function)", n)
+		}
+		if tree, err := parser.Parse(lets[n]); err == nil {
+			deps[n] = identifiers(tree.Node, func(id string) bool { _, ok := lets[id]; return ok && id != n })
+		}
+	}
+	order, cycle := topoSort(names, deps)
+	if cycle != nil {
+		rc.fail("let."+cycle[0], "lets depend on each other: %v", cycle)
+		return nil
+	}
+	out := make([]letProg, 0, len(order))
+	for slot, n := range order {
+		rc.letSlot[n] = slot
+		prog, typ := rc.exprTyped("let."+n, lets[n], reflect.Invalid, 0)
+		rc.letTypes[n] = typ
+		if prog != nil {
+			out = append(out, letProg{name: n, slot: slot, prog: prog})
+		}
+	}
+	return out
+}
+
+// topoSort orders names so that each follows its deps; cycle lists a
+// dependency cycle when there is one.
+func topoSort(names []string, deps map[string][]string) (order, cycle []string) {
+	state := map[string]int{} // 1 visiting, 2 done
+	var stack []string
+	var visit func(n string) bool
+	visit = func(n string) bool {
+		switch state[n] {
+		case 1:
+			i := slices.Index(stack, n)
+			cycle = append(append([]string{}, stack[i:]...), n)
+			return false
+		case 2:
+			return true
+		}
+		state[n] = 1
+		stack = append(stack, n)
+		for _, d := range deps[n] {
+			if !visit(d) {
+				return false
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[n] = 2
+		order = append(order, n)
+		return true
+	}
+	for _, n := range names {
+		if !visit(n) {
+			return nil, cycle
+		}
+	}
+	return order, nil
+}
+
+// identifiers returns the distinct identifiers in node accepted by keep.
+func identifiers(node ast.Node, keep func(string) bool) []string {
+	v := &identVisitor{keep: keep}
+	ast.Walk(&node, v)
+	return v.out
+}
+
+type identVisitor struct {
+	keep func(string) bool
+	out  []string
+}
+
+func (v *identVisitor) Visit(n *ast.Node) {
+	if id, ok := (*n).(*ast.IdentifierNode); ok && v.keep(id.Value) && !slices.Contains(v.out, id.Value) {
+		v.out = append(v.out, id.Value)
+	}
+}
+
+// expr compiles one expression of the rule; nil after an error.
+func (rc *ruleCompiler) expr(field, src string, expect reflect.Kind) *vm.Program {
+	p, _ := rc.exprTyped(field, src, expect, 0)
+	return p
+}
+
+// exprTyped compiles src: parse, rewrite level(n), type-check against the
+// typed environment, optimize, rename lets to their slots, then compile
+// against env (see the env doc for why checking and compiling use two
+// environments). col0 shifts error columns.
+func (rc *ruleCompiler) exprTyped(field, src string, expect reflect.Kind, col0 int) (*vm.Program, reflect.Type) {
+	check := conf.CreateNew()
+	check.WithEnv(checkEnv(rc.letTypes))
+	for name, f := range functions {
+		check.Functions[name] = f
+	}
+	if expect != reflect.Invalid {
+		check.Expect, check.ExpectAny = expect, true
+	}
+	tree, err := parser.ParseWithConfig(src, check)
+	if err != nil {
+		rc.failExpr(field, err, col0)
+		return nil, nil
+	}
+	pre := &preVisitor{lets: rc.letSlot}
+	ast.Walk(&tree.Node, pre)
+	if pre.err != "" {
+		rc.fail(field, "%s", pre.err)
+		return nil, nil
+	}
+	typ, err := checker.Check(tree, check)
+	if err != nil {
+		rc.failExpr(field, err, col0)
+		return nil, nil
+	}
+	if err := optimizer.Optimize(&tree.Node, check); err != nil {
+		rc.failExpr(field, err, col0)
+		return nil, nil
+	}
+	rc.mask |= pre.mask
+	ast.Walk(&tree.Node, &slotVisitor{lets: rc.letSlot})
+
+	run := conf.CreateNew()
+	run.WithEnv(&env{})
+	run.Functions = check.Functions
+	run.Strict = false
+	prog, err := compiler.Compile(tree, run)
+	if err != nil {
+		rc.fail(field, "compiling: %v", err)
+		return nil, nil
+	}
+	return prog, typ
+}
+
+// preVisitor rewrites level(n) to __level(levels, n), records the
+// variables used and refuses expression-local lets that shadow a variable.
+type preVisitor struct {
+	lets map[string]int
+	mask varMask
+	err  string
+}
+
+func (v *preVisitor) Visit(n *ast.Node) {
+	switch x := (*n).(type) {
+	case *ast.IdentifierNode:
+		if i, ok := varIndex[x.Value]; ok {
+			v.mask |= 1 << i
+		}
+	case *ast.CallNode:
+		id, ok := x.Callee.(*ast.IdentifierNode)
+		if !ok || id.Value != "level" {
+			return
+		}
+		if len(x.Arguments) != 1 {
+			v.err = fmt.Sprintf("level takes one argument (the 0-based level index), got %d", len(x.Arguments))
+			return
+		}
+		levels := &ast.IdentifierNode{Value: "levels"}
+		levels.SetLocation(id.Location())
+		x.Callee = &ast.IdentifierNode{Value: levelFunc}
+		x.Callee.SetLocation(id.Location())
+		x.Arguments = append([]ast.Node{levels}, x.Arguments...)
+		v.mask |= 1 << varIndex["levels"]
+	case *ast.VariableDeclaratorNode:
+		if _, ok := v.lets[x.Name]; ok || reservedName(x.Name) {
+			v.err = fmt.Sprintf("let %s shadows a variable of the same name", x.Name)
+		}
+	}
+}
+
+// slotVisitor renames let identifiers to their env slot field.
+type slotVisitor struct{ lets map[string]int }
+
+func (v *slotVisitor) Visit(n *ast.Node) {
+	if id, ok := (*n).(*ast.IdentifierNode); ok {
+		if slot, ok := v.lets[id.Value]; ok {
+			id.Value = "L" + strconv.Itoa(slot)
+		}
+	}
+}
