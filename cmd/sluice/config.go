@@ -1,0 +1,117 @@
+package main
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/sluicehq/sluice/broker"
+	"github.com/sluicehq/sluice/internal/config"
+)
+
+// Config is the whole Sluice configuration, one field per top-level
+// section of the config file, tagged with the section's name.
+type Config struct {
+	// Log configures the process log, written to stderr.
+	Log LogConfig `koanf:"log"`
+	// Broker configures the embedded MQTT broker.
+	Broker broker.Config `koanf:"broker"`
+}
+
+// defaultConfig returns every section's defaults.
+func defaultConfig() Config {
+	return Config{
+		Log:    LogConfig{Level: "info", Format: "text"},
+		Broker: broker.DefaultConfig(),
+	}
+}
+
+// sections lists the config file's sections, pointing into c. A package
+// joins the config file with one line here (and a field in Config).
+func (c *Config) sections() []config.Section {
+	return []config.Section{
+		{Name: "log", Value: &c.Log},
+		{Name: "broker", Value: &c.Broker},
+	}
+}
+
+// defaultFile documents every default. It is generated from the config
+// structs' comments (go test ./cmd/sluice -run TestDefaultFile -update)
+// and is the file used when no -c is given.
+//
+//go:embed sluice.default.yaml
+var defaultFile []byte
+
+// defaultFileName names the built-in file in error messages.
+const defaultFileName = "sluice.default.yaml"
+
+// loadConfig loads path (the built-in default file when empty) over the
+// defaults, then the SLUICE_* variables in environ.
+func loadConfig(path string, environ []string) (Config, error) {
+	cfg := defaultConfig()
+	src := config.Sources{FileName: defaultFileName, File: defaultFile, Environ: environ}
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("reading config: %w", err)
+		}
+		src.FileName, src.File = path, data
+	}
+	err := config.Load(cfg.sections(), src)
+	return cfg, err
+}
+
+// printConfigError writes a loadConfig error to w, one problem a line.
+func printConfigError(w io.Writer, err error) {
+	var errs config.Errors
+	if !errors.As(err, &errs) {
+		fmt.Fprintf(w, "sluice: %v\n", err)
+		return
+	}
+	for _, e := range errs {
+		fmt.Fprintln(w, e)
+	}
+	noun := "problems"
+	if len(errs) == 1 {
+		noun = "problem"
+	}
+	fmt.Fprintf(w, "sluice: %d config %s\n", len(errs), noun)
+}
+
+// LogConfig configures the process log.
+type LogConfig struct {
+	// Level is the least severe level logged: debug, info, warn or error.
+	// Default: info.
+	Level string `koanf:"level"`
+	// Format is text (key=value pairs) or json (one object a line).
+	// Default: text.
+	Format string `koanf:"format"`
+}
+
+// Validate reports an unknown level or format.
+func (c LogConfig) Validate() []error {
+	var errs []error
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.Level)); err != nil || strings.ContainsAny(c.Level, "+-") {
+		errs = append(errs, fmt.Errorf("level: unknown level %q (want debug, info, warn or error)", c.Level))
+	}
+	if c.Format != "text" && c.Format != "json" {
+		errs = append(errs, fmt.Errorf("format: unknown format %q (want text or json)", c.Format))
+	}
+	return errs
+}
+
+// newLogger builds the process logger writing to w.
+func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(c.Level)) // validated by LogConfig.Validate
+	opts := &slog.HandlerOptions{Level: l}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
