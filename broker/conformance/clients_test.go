@@ -112,7 +112,7 @@ func dialV3(t *testing.T, s *server, id string, configure func(*mqtt.ClientOptio
 	o := mqtt.NewClientOptions().AddBroker("tcp://" + s.addr).SetClientID(id).
 		SetAutoReconnect(false).SetConnectRetry(false).SetCleanSession(true).
 		SetKeepAlive(30 * time.Second).SetConnectTimeout(wait).SetProtocolVersion(4).
-		SetOrderMatters(false).
+		SetOrderMatters(true).
 		SetDefaultPublishHandler(func(_ mqtt.Client, m mqtt.Message) {
 			in.put(msg{Topic: m.Topic(), Payload: string(m.Payload()), QoS: m.Qos(), Retain: m.Retained(), Dup: m.Duplicate()})
 		})
