@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/checker"
@@ -305,7 +306,7 @@ func (rc *ruleCompiler) exprTyped(field, src string, expect reflect.Kind, col0 i
 		rc.failExpr(field, err, col0)
 		return nil, nil
 	}
-	pre := &preVisitor{lets: rc.letSlot}
+	pre := &preVisitor{lets: rc.letSlot, minLevels: rc.minLevels()}
 	ast.Walk(&tree.Node, pre)
 	if pre.err != "" {
 		rc.fail(field, "%s", pre.err)
@@ -324,7 +325,7 @@ func (rc *ruleCompiler) exprTyped(field, src string, expect reflect.Kind, col0 i
 	ast.Walk(&tree.Node, &slotVisitor{lets: rc.letSlot})
 
 	run := conf.CreateNew()
-	run.WithEnv(&env{})
+	run.WithEnv(env{}) // a value: expr indexes struct fields only for struct (not pointer) natures
 	run.Functions = check.Functions
 	run.Strict = false
 	prog, err := compiler.Compile(tree, run)
@@ -335,12 +336,29 @@ func (rc *ruleCompiler) exprTyped(field, src string, expect reflect.Kind, col0 i
 	return prog, typ
 }
 
+// minLevels returns how many levels every topic matching one of the
+// rule's filters has: a filter's levels, not counting a final '#'.
+func (rc *ruleCompiler) minLevels() int {
+	n := -1
+	for _, f := range rc.in.cfg.Topics {
+		k := strings.Count(f, "/") + 1
+		if strings.HasSuffix(f, "#") {
+			k--
+		}
+		if n < 0 || k < n {
+			n = k
+		}
+	}
+	return max(n, 0)
+}
+
 // preVisitor rewrites level(n) to __level(levels, n), records the
 // variables used and refuses expression-local lets that shadow a variable.
 type preVisitor struct {
-	lets map[string]int
-	mask varMask
-	err  string
+	lets      map[string]int
+	minLevels int // levels every topic matching the rule has
+	mask      varMask
+	err       string
 }
 
 func (v *preVisitor) Visit(n *ast.Node) {
@@ -356,6 +374,14 @@ func (v *preVisitor) Visit(n *ast.Node) {
 		}
 		if len(x.Arguments) != 1 {
 			v.err = fmt.Sprintf("level takes one argument (the 0-based level index), got %d", len(x.Arguments))
+			return
+		}
+		if c, ok := x.Arguments[0].(*ast.IntegerNode); ok && c.Value >= 0 && c.Value < min(v.minLevels, levelVars) {
+			// The level surely exists: read it from its pre-split slot.
+			id := &ast.IdentifierNode{Value: vars[levelVar0+c.Value].name}
+			id.SetLocation(x.Location())
+			ast.Patch(n, id)
+			v.mask |= 1 << (levelVar0 + c.Value)
 			return
 		}
 		levels := &ast.IdentifierNode{Value: "levels"}

@@ -106,7 +106,7 @@ type Options struct {
 
 // modes maps the durability names to ingest modes.
 var modes = map[string]ingest.Mode{
-	"":                      "",
+	"":                       "",
 	string(ingest.ModeSpool): ingest.ModeSpool,
 	string(ingest.ModeSinks): ingest.ModeSinks,
 	string(ingest.ModeNone):  ingest.ModeNone,

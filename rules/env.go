@@ -39,14 +39,34 @@ type env struct {
 	ReceivedMs      any `expr:"received_ms"`
 	DecodeError     any `expr:"decode_error"`
 
+	// Lv0..Lv15 hold topic levels 0..15 for level(n) with a constant n
+	// that every filter of the rule guarantees (see preVisitor).
+	Lv0  any `expr:"__lv0"`
+	Lv1  any `expr:"__lv1"`
+	Lv2  any `expr:"__lv2"`
+	Lv3  any `expr:"__lv3"`
+	Lv4  any `expr:"__lv4"`
+	Lv5  any `expr:"__lv5"`
+	Lv6  any `expr:"__lv6"`
+	Lv7  any `expr:"__lv7"`
+	Lv8  any `expr:"__lv8"`
+	Lv9  any `expr:"__lv9"`
+	Lv10 any `expr:"__lv10"`
+	Lv11 any `expr:"__lv11"`
+	Lv12 any `expr:"__lv12"`
+	Lv13 any `expr:"__lv13"`
+	Lv14 any `expr:"__lv14"`
+	Lv15 any `expr:"__lv15"`
+
 	L0, L1, L2, L3, L4, L5, L6, L7, L8, L9, L10, L11, L12, L13, L14, L15 any
 	L16, L17, L18, L19, L20, L21, L22, L23, L24, L25, L26, L27, L28, L29 any
 	L30, L31                                                             any
 
-	in     *ingest.Input
-	have   varMask // variables filled for the current message
+	in       *ingest.Input
+	have     varMask // variables filled for the current message
 	levelBuf []string
-	slots  [maxLets]*any
+	split    bool // levelBuf holds the current topic's levels
+	slots    [maxLets]*any
 }
 
 // varMask is a set of variable indexes (bit i = vars[i]).
@@ -77,7 +97,29 @@ var vars = []variable{
 	{"received_at", types.TypeOf(time.Time{}), func(e *env) { e.ReceivedAt = e.in.Msg.ReceivedAt }},
 	{"received_ms", types.Int, func(e *env) { e.ReceivedMs = int(e.in.Msg.ReceivedAt.UnixMilli()) }},
 	{"decode_error", types.String, func(e *env) { e.DecodeError = decodeErrorText(e.in) }},
+	{"__lv0", types.String, func(e *env) { e.Lv0 = e.levelAt(0) }},
+	{"__lv1", types.String, func(e *env) { e.Lv1 = e.levelAt(1) }},
+	{"__lv2", types.String, func(e *env) { e.Lv2 = e.levelAt(2) }},
+	{"__lv3", types.String, func(e *env) { e.Lv3 = e.levelAt(3) }},
+	{"__lv4", types.String, func(e *env) { e.Lv4 = e.levelAt(4) }},
+	{"__lv5", types.String, func(e *env) { e.Lv5 = e.levelAt(5) }},
+	{"__lv6", types.String, func(e *env) { e.Lv6 = e.levelAt(6) }},
+	{"__lv7", types.String, func(e *env) { e.Lv7 = e.levelAt(7) }},
+	{"__lv8", types.String, func(e *env) { e.Lv8 = e.levelAt(8) }},
+	{"__lv9", types.String, func(e *env) { e.Lv9 = e.levelAt(9) }},
+	{"__lv10", types.String, func(e *env) { e.Lv10 = e.levelAt(10) }},
+	{"__lv11", types.String, func(e *env) { e.Lv11 = e.levelAt(11) }},
+	{"__lv12", types.String, func(e *env) { e.Lv12 = e.levelAt(12) }},
+	{"__lv13", types.String, func(e *env) { e.Lv13 = e.levelAt(13) }},
+	{"__lv14", types.String, func(e *env) { e.Lv14 = e.levelAt(14) }},
+	{"__lv15", types.String, func(e *env) { e.Lv15 = e.levelAt(15) }},
 }
+
+// levelVar0 is the index in vars of __lv0; levelVars of them follow.
+const (
+	levelVar0 = 15
+	levelVars = 16
+)
 
 // varIndex maps a variable name to its index in vars.
 var varIndex = func() map[string]int {
@@ -106,6 +148,9 @@ func (e *env) reset(in *ingest.Input) {
 	e.Topic, e.Levels, e.Payload, e.Raw, e.ClientID, e.Username = nil, nil, nil, nil, nil, nil
 	e.Props, e.ContentType, e.ResponseTopic, e.CorrelationData = nil, nil, nil, nil
 	e.ReceivedAt, e.ReceivedMs, e.DecodeError = nil, nil, nil
+	e.Lv0, e.Lv1, e.Lv2, e.Lv3, e.Lv4, e.Lv5, e.Lv6, e.Lv7 = nil, nil, nil, nil, nil, nil, nil, nil
+	e.Lv8, e.Lv9, e.Lv10, e.Lv11, e.Lv12, e.Lv13, e.Lv14, e.Lv15 = nil, nil, nil, nil, nil, nil, nil, nil
+	e.split = false
 }
 
 // release drops references to the message so pooled envs retain nothing.
@@ -137,9 +182,14 @@ func (e *env) clearLets(n int) {
 	}
 }
 
-// splitLevels splits the topic into e.levelBuf, reusing its storage; the
-// levels are substrings of the topic, so only growing the slice allocates.
+// splitLevels splits the topic into e.levelBuf once per message, reusing
+// its storage; the levels are substrings of the topic, so only growing the
+// slice allocates.
 func (e *env) splitLevels() []string {
+	if e.split {
+		return e.levelBuf
+	}
+	e.split = true
 	t := e.in.Msg.Topic
 	ls := e.levelBuf[:0]
 	for {
@@ -199,4 +249,13 @@ func typeOf(t reflect.Type) types.Type {
 		return types.Any
 	}
 	return types.TypeOf(reflect.Zero(t).Interface())
+}
+
+// levelAt returns topic level n, or nil when the topic is shorter (only
+// possible when an expression names a __lv slot itself).
+func (e *env) levelAt(n int) any {
+	if ls := e.splitLevels(); n < len(ls) {
+		return ls[n]
+	}
+	return nil
 }

@@ -11,8 +11,8 @@ import (
 // tmpl is a compiled template: literal text with {{ expression }}
 // placeholders, e.g. "alerts/{{ site }}/{{ line }}".
 type tmpl struct {
-	lit   string      // the whole text when there are no placeholders
-	parts []tmplPart  // literal and expression parts otherwise
+	lit   string     // the whole text when there are no placeholders
+	parts []tmplPart // literal and expression parts otherwise
 }
 
 // tmplPart is a literal (prog nil) or an expression.

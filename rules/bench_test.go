@@ -1,0 +1,134 @@
+package rules
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/broker"
+	"github.com/sluicehq/sluice/ingest"
+)
+
+// benchPayload is a 300-byte JSON telemetry reading.
+var benchPayload = []byte(`{"device":"press-07","site":"berlin","line":3,"temp":85.25,"humidity":41.5,"pressure":1013.2,"vibration":{"x":0.012,"y":0.034,"z":0.101},"status":"running","alarms":[],"firmware":"4.2.1","seq":123456,"uptime_s":86400,"operator":"shift-b","batch":"B-2024-11-0042"}`)
+
+func benchInput(b *testing.B, topic string) *ingest.Input {
+	var p any
+	if err := json.Unmarshal(benchPayload, &p); err != nil {
+		b.Fatal(err)
+	}
+	return &ingest.Input{Msg: &broker.Message{Topic: topic, Payload: benchPayload, ClientID: "press-07", QoS: 1,
+		ReceivedAt: time.Unix(1700000000, 0)}, Payload: p}
+}
+
+func mustCompile(tb testing.TB, src string) *Engine {
+	tb.Helper()
+	e, errs := CompileBytes("bench.yaml", []byte(src), Options{})
+	if errs != nil {
+		tb.Fatal(errs)
+	}
+	return e
+}
+
+// BenchmarkWhenSimple routes a message through one rule with a simple
+// predicate and no transform.
+func BenchmarkWhenSimple(b *testing.B) {
+	e := mustCompile(b, `
+- name: hot
+  topics: ["plant/+/line/+/telemetry"]
+  when: payload.temp > 80
+  to: [{sink: k}]
+`)
+	in := benchInput(b, "plant/berlin/line/3/telemetry")
+	dst := make([]ingest.Output, 0, 8)
+	b.ReportAllocs()
+	for b.Loop() {
+		dst = e.Route(in, dst[:0])
+	}
+	if len(dst) != 1 {
+		b.Fatal(dst)
+	}
+}
+
+// BenchmarkWhenLevel uses level(n) and a string comparison.
+func BenchmarkWhenLevel(b *testing.B) {
+	e := mustCompile(b, `
+- name: hot
+  topics: ["plant/+/line/+/telemetry"]
+  when: payload.temp > 80 && level(1) == "berlin"
+  to: [{sink: k}]
+`)
+	in := benchInput(b, "plant/berlin/line/3/telemetry")
+	dst := make([]ingest.Output, 0, 8)
+	b.ReportAllocs()
+	for b.Loop() {
+		dst = e.Route(in, dst[:0])
+	}
+	if len(dst) != 1 {
+		b.Fatal(dst)
+	}
+}
+
+// manyRules builds n rules on distinct filters "site{i}/+/telemetry".
+func manyRules(n int) string {
+	var sb strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&sb, "- name: r%d\n  topics: [\"site%d/+/telemetry\"]\n  when: payload.temp > 80\n  to: [{sink: k}]\n", i, i)
+	}
+	return sb.String()
+}
+
+// BenchmarkRouteRules compares per-message routing cost with 10 and 1,000
+// rules on distinct filters; one rule matches each message.
+func BenchmarkRouteRules(b *testing.B) {
+	for _, n := range []int{10, 1000} {
+		b.Run(fmt.Sprintf("rules=%d", n), func(b *testing.B) {
+			e := mustCompile(b, manyRules(n))
+			ins := make([]*ingest.Input, 10)
+			for i := range ins {
+				ins[i] = benchInput(b, fmt.Sprintf("site%d/dev%d/telemetry", i*(n/10), i))
+			}
+			dst := make([]ingest.Output, 0, 8)
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				dst = e.Route(ins[i%len(ins)], dst[:0])
+				i++
+			}
+			if len(dst) != 1 {
+				b.Fatal(dst)
+			}
+		})
+	}
+}
+
+// BenchmarkRouteTransform is the pipeline's per-message work: decode the
+// 300-byte JSON payload once, route, transform to JSON, render templates.
+func BenchmarkRouteTransform(b *testing.B) {
+	e := mustCompile(b, `
+- name: line-telemetry
+  topics: ["plant/+/line/+/telemetry"]
+  when: payload.temp > 80 && level(1) == "berlin"
+  let: { site: level(1), line: level(3) }
+  transform: '{"site": site, "line": line, "temp": payload.temp, "ts": received_ms}'
+  to:
+    - sink: kafka-main
+      topic: 'telemetry.{{ site }}'
+      key: clientid
+`)
+	msg := &broker.Message{Topic: "plant/berlin/line/3/telemetry", Payload: benchPayload, ClientID: "press-07",
+		QoS: 1, ReceivedAt: time.Unix(1700000000, 0)}
+	dst := make([]ingest.Output, 0, 8)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchPayload)))
+	for b.Loop() {
+		in := ingest.Input{Msg: msg}
+		in.DecodeErr = json.Unmarshal(msg.Payload, &in.Payload)
+		dst = e.Route(&in, dst[:0])
+	}
+	if len(dst) != 1 || dst[0].Err != "" {
+		b.Fatal(dst)
+	}
+}
