@@ -2,6 +2,8 @@ package conformance
 
 import (
 	"encoding/binary"
+	"errors"
+	"net"
 	"testing"
 	"time"
 
@@ -166,6 +168,12 @@ func expectConnackFrame(t *testing.T, c *mqtttest.Conn, want ...[]byte) {
 		t.Fatalf("CONNACK bytes % x, want one of % x", f, want)
 	}
 	c.ExpectClosed(wait)
+}
+
+// isTimeoutErr reports whether err is a read deadline expiring.
+func isTimeoutErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // sleep is time.Sleep, named for what the tests use it for: letting a
