@@ -57,6 +57,7 @@ type config struct {
 	connRate    float64
 	keepAlive   time.Duration
 	connTimeout time.Duration
+	coalesce    time.Duration
 	drain       time.Duration
 	prefix      string
 	pid         int
@@ -141,6 +142,7 @@ func parseFlags(mode string, args []string, stderr io.Writer) (*config, error) {
 	fs.Float64Var(&cfg.connRate, "connrate", 0, "connections opened per second (0 = as fast as possible, 64 handshakes at a time)")
 	fs.DurationVar(&cfg.keepAlive, "keepalive", 60*time.Second, "MQTT keep alive; pings are sent at half of it")
 	fs.DurationVar(&cfg.connTimeout, "connect-timeout", 10*time.Second, "timeout for the TCP and MQTT handshakes")
+	fs.DurationVar(&cfg.coalesce, "coalesce", time.Millisecond, "on a busy connection, wait this long before a read so it finds a batch (0 = off)")
 	fs.StringVar(&cfg.prefix, "prefix", "sluice-bench", "client ID prefix")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "no live progress line")
 	fs.BoolVar(&cfg.json, "json", false, "print the summary as one JSON object")

@@ -46,6 +46,7 @@ func newRunner(cfg *config, stderr io.Writer, progress bool) *runner {
 			timeout:   cfg.connTimeout,
 			bufSize:   4 << 10,
 			maxPacket: uint32(max(packet.DefaultMaxPacketSize, cfg.size+1<<10)),
+			coalesce:  cfg.coalesce,
 		},
 	}
 }
