@@ -1,0 +1,191 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+)
+
+// maxMQTTPacket is the largest packet the MQTT wire format can express
+// (remaining length 268435455 plus a 5-byte fixed header).
+const maxMQTTPacket = 268435455 + 5
+
+// minPacketSize is the smallest MaxPacketSize accepted: below it ordinary
+// CONNECT packets would not fit.
+const minPacketSize = 64
+
+// Config configures the embedded MQTT broker. It is the `broker` section of
+// the Sluice config file.
+type Config struct {
+	// Listeners are the network endpoints. Default: one TCP listener
+	// "default" on 127.0.0.1:1883.
+	Listeners []ListenerConfig `koanf:"listeners"`
+	// MaxPacketSize is the largest packet accepted from a client, in bytes.
+	// Default: 1048576.
+	MaxPacketSize uint32 `koanf:"max_packet_size"`
+	// ReceiveMaximum is the number of QoS 1/2 PUBLISHes a client may have
+	// awaiting acknowledgement (advertised to v5 clients). Default: 128.
+	ReceiveMaximum uint16 `koanf:"receive_maximum"`
+	// MaxInflight is the outbound QoS 1/2 window per client (further
+	// limited by the client's own receive maximum). Default: 128.
+	MaxInflight uint16 `koanf:"max_inflight"`
+	// MaxQueuedMessages bounds a session's queue of messages waiting to be
+	// sent (offline, or beyond the inflight window). Default: 1000.
+	MaxQueuedMessages int `koanf:"max_queued_messages"`
+	// MaxQueuedBytes bounds the same queue in payload bytes. Default: 16 MiB.
+	MaxQueuedBytes int `koanf:"max_queued_bytes"`
+	// MaxBufferedBytes bounds a connection's buffer of encoded packets not
+	// yet written to its socket. QoS 0 messages that do not fit are dropped.
+	// Default: 256 KiB.
+	MaxBufferedBytes int `koanf:"max_buffered_bytes"`
+	// TopicAliasMaximum is the number of inbound topic aliases a v5 client
+	// may use. Default: 64.
+	TopicAliasMaximum uint16 `koanf:"topic_alias_maximum"`
+	// MaxSessionExpiry caps the session expiry interval a client may ask
+	// for. Default: 0 (no cap).
+	MaxSessionExpiry time.Duration `koanf:"max_session_expiry"`
+	// MaxKeepAlive caps the keep alive a v5 client may ask for; a larger
+	// (or zero) request is answered with a Server Keep Alive. Default: 0
+	// (no cap).
+	MaxKeepAlive time.Duration `koanf:"max_keep_alive"`
+	// ConnectTimeout is how long a new connection has to send CONNECT.
+	// Default: 10s.
+	ConnectTimeout time.Duration `koanf:"connect_timeout"`
+	// WriteTimeout is how long one write to a client may block before the
+	// connection is considered dead and closed. Default: 30s.
+	WriteTimeout time.Duration `koanf:"write_timeout"`
+	// ShutdownTimeout is how long Serve waits, once cancelled, for pending
+	// consumer acks and outgoing data before closing connections hard.
+	// Default: 10s.
+	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+	// RejectWait is how long the broker waits for the consumer to accept a
+	// QoS 1/2 message before rejecting it with 0x97 (v5) or disconnecting
+	// (3.1.1). Default: 0 (wait indefinitely; the consumer decides).
+	RejectWait time.Duration `koanf:"reject_wait"`
+}
+
+// ListenerConfig is one network listener.
+type ListenerConfig struct {
+	// Name identifies the listener in logs and metrics. Required.
+	Name string `koanf:"name"`
+	// Address is host:port to bind. Required.
+	Address string `koanf:"address"`
+	// AllowAnonymous lets clients connect without a username. When false,
+	// a CONNECT without a username is refused with "bad user name or
+	// password". Default: true.
+	AllowAnonymous bool `koanf:"allow_anonymous"`
+}
+
+// DefaultConfig returns the broker defaults.
+func DefaultConfig() Config {
+	return Config{
+		Listeners:         []ListenerConfig{{Name: "default", Address: "127.0.0.1:1883", AllowAnonymous: true}},
+		MaxPacketSize:     1 << 20,
+		ReceiveMaximum:    128,
+		MaxInflight:       128,
+		MaxQueuedMessages: 1000,
+		MaxQueuedBytes:    16 << 20,
+		MaxBufferedBytes:  256 << 10,
+		TopicAliasMaximum: 64,
+		ConnectTimeout:    10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		ShutdownTimeout:   10 * time.Second,
+	}
+}
+
+// Validate reports every problem in c, each prefixed with its key path
+// relative to the broker section (e.g. "listeners[0].address: ...").
+func (c Config) Validate() []error {
+	var errs []error
+	add := func(path, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+	}
+	if len(c.Listeners) == 0 {
+		add("listeners", "at least one listener is required")
+	}
+	names := make(map[string]int, len(c.Listeners))
+	for i, l := range c.Listeners {
+		p := fmt.Sprintf("listeners[%d]", i)
+		switch prev, dup := names[l.Name]; {
+		case l.Name == "":
+			add(p+".name", "missing")
+		case dup:
+			add(p+".name", "duplicate of listeners[%d].name %q", prev, l.Name)
+		default:
+			names[l.Name] = i
+		}
+		if err := validAddress(l.Address); err != nil {
+			add(p+".address", "%v", err)
+		}
+	}
+	if c.MaxPacketSize < minPacketSize || c.MaxPacketSize > maxMQTTPacket {
+		add("max_packet_size", "%d out of range [%d, %d]", c.MaxPacketSize, minPacketSize, maxMQTTPacket)
+	}
+	if c.ReceiveMaximum == 0 {
+		add("receive_maximum", "must be at least 1")
+	}
+	if c.MaxInflight == 0 {
+		add("max_inflight", "must be at least 1")
+	}
+	if c.MaxQueuedMessages < 0 {
+		add("max_queued_messages", "must not be negative")
+	}
+	if c.MaxQueuedBytes < 0 {
+		add("max_queued_bytes", "must not be negative")
+	}
+	if c.MaxBufferedBytes < 1024 {
+		add("max_buffered_bytes", "must be at least 1024")
+	}
+	durations := []struct {
+		name     string
+		d        time.Duration
+		positive bool
+	}{
+		{"max_session_expiry", c.MaxSessionExpiry, false},
+		{"max_keep_alive", c.MaxKeepAlive, false},
+		{"connect_timeout", c.ConnectTimeout, true},
+		{"write_timeout", c.WriteTimeout, true},
+		{"shutdown_timeout", c.ShutdownTimeout, true},
+		{"reject_wait", c.RejectWait, false},
+	}
+	for _, d := range durations {
+		switch {
+		case d.d < 0:
+			add(d.name, "must not be negative")
+		case d.positive && d.d == 0:
+			add(d.name, "must be positive")
+		}
+	}
+	if c.MaxSessionExpiry > 0 && c.MaxSessionExpiry < time.Second {
+		add("max_session_expiry", "must be 0 or at least 1s")
+	}
+	if c.MaxKeepAlive > 0 && (c.MaxKeepAlive < time.Second || c.MaxKeepAlive > 65535*time.Second) {
+		add("max_keep_alive", "must be 0 or within [1s, 65535s]")
+	}
+	return errs
+}
+
+// validAddress checks a host:port listener address.
+func validAddress(addr string) error {
+	if addr == "" {
+		return errors.New("missing")
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			return errors.New(ae.Err)
+		}
+		return err
+	}
+	if port == "" {
+		return errors.New("missing port")
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("invalid port %q", port)
+	}
+	return nil
+}

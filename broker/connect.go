@@ -1,0 +1,169 @@
+package broker
+
+import (
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/sluicehq/sluice/broker/packet"
+	"github.com/sluicehq/sluice/broker/topic"
+)
+
+// handshake reads CONNECT, answers CONNACK and attaches the session. On
+// success c.sess is set. A refused CONNECT returns errRefused after the
+// CONNACK is queued.
+func (c *conn) handshake() error {
+	s := c.s
+	c.nc.SetReadDeadline(time.Now().Add(s.cfg.ConnectTimeout))
+	if s.draining.Load() {
+		return errDraining
+	}
+	p, err := c.r.ReadPacket()
+	if err != nil {
+		var pe *packet.Error
+		if errors.As(err, &pe) && pe.Code == packet.UnsupportedProtocolVersion {
+			// The client's version is unknown: answer in the 3.1.1 form.
+			c.version = packet.Version311
+			c.out.ready = true
+			c.sendRaw([]byte{byte(packet.CONNACK) << 4, 2, 0, byte(packet.V3UnacceptableProtocolVersion)})
+			return errRefused
+		}
+		return err
+	}
+	cp, ok := p.(*packet.Connect)
+	if !ok {
+		return errors.New("first packet is not CONNECT")
+	}
+	c.version = cp.Version
+	c.r.SetVersion(cp.Version)
+	v5 := cp.Version == packet.Version5
+
+	c.clientID = string(cp.ClientID)
+	assigned := false
+	if c.clientID == "" {
+		if !v5 && !cp.CleanStart {
+			return c.refuse(packet.ClientIdentifierNotValid, packet.V3IdentifierRejected)
+		}
+		c.clientID = s.idPrefix + strconv.FormatUint(s.nextID.Add(1), 10)
+		assigned = v5
+	}
+	if cp.UsernameFlag {
+		c.username = string(cp.Username)
+	} else if !c.lis.cfg.AllowAnonymous {
+		return c.refuse(packet.BadUserNameOrPassword, packet.V3BadUsernameOrPassword)
+	}
+	if v5 && cp.Props.AuthMethod != nil {
+		return c.refuse(packet.BadAuthenticationMethod, packet.V3NotAuthorized)
+	}
+	if cp.WillFlag {
+		if !topic.ValidName(cp.WillTopic) {
+			return c.refuse(packet.TopicNameInvalid, packet.V3ServerUnavailable)
+		}
+		c.will, c.willDelay = c.newWill(cp)
+	}
+
+	var props packet.Properties
+	ka := time.Duration(cp.KeepAlive) * time.Second
+	if max := s.cfg.MaxKeepAlive; v5 && max > 0 && (ka == 0 || ka > max) {
+		ka = max
+		props.Set(packet.PropServerKeepAlive)
+		props.ServerKeepAlive = uint16(max / time.Second)
+	}
+	c.keepAlive = ka
+	c.nc.SetReadDeadline(time.Time{}) // the loop sets keep alive deadlines
+
+	c.window = int(s.cfg.MaxInflight)
+	var expiry uint32
+	if v5 {
+		cprops := &cp.Props
+		if cprops.Has(packet.PropReceiveMaximum) && int(cprops.ReceiveMaximum) < c.window {
+			c.window = int(cprops.ReceiveMaximum)
+		}
+		if cprops.Has(packet.PropMaximumPacketSize) {
+			c.maxOut = cprops.MaximumPacketSize
+		}
+		c.aliasMax = cprops.TopicAliasMaximum
+		c.noProblem = cprops.Has(packet.PropRequestProblemInfo) && cprops.RequestProblemInfo == 0
+		if cprops.Has(packet.PropSessionExpiry) {
+			expiry = s.capExpiry(cprops.SessionExpiry)
+			if expiry != cprops.SessionExpiry {
+				props.Set(packet.PropSessionExpiry)
+				props.SessionExpiry = expiry
+			}
+		}
+		props.Set(packet.PropReceiveMaximum)
+		props.ReceiveMaximum = s.cfg.ReceiveMaximum
+		props.Set(packet.PropMaximumPacketSize)
+		props.MaximumPacketSize = s.cfg.MaxPacketSize
+		if s.cfg.TopicAliasMaximum > 0 {
+			props.Set(packet.PropTopicAliasMaximum)
+			props.TopicAliasMaximum = s.cfg.TopicAliasMaximum
+		}
+		if assigned {
+			props.AssignedClientID = []byte(c.clientID)
+		}
+	} else if !cp.CleanStart {
+		expiry = s.capExpiry(expiryNever)
+	}
+	if c.window < 1 {
+		c.window = 1
+	}
+
+	s.attach(c, cp.CleanStart, expiry, func(present bool) {
+		ack := &packet.Connack{SessionPresent: present, Props: props}
+		c.outMu.Lock()
+		c.out.ready = true
+		c.outMu.Unlock()
+		c.sendPacket(ack)
+	})
+	return nil
+}
+
+// refuse queues a CONNACK with a failure code (v5 or 3.1.1 form).
+func (c *conn) refuse(v5code, v3code packet.ReasonCode) error {
+	code := v3code
+	if c.version == packet.Version5 {
+		code = v5code
+	}
+	c.outMu.Lock()
+	c.out.ready = true
+	c.outMu.Unlock()
+	c.sendPacket(&packet.Connack{ReasonCode: code})
+	return errRefused
+}
+
+// newWill copies the will of a CONNECT into a Message.
+func (c *conn) newWill(cp *packet.Connect) (*Message, uint32) {
+	wp := &cp.WillProps
+	m := &Message{
+		Topic:    string(cp.WillTopic),
+		Payload:  append([]byte(nil), cp.WillPayload...),
+		QoS:      cp.WillQoS,
+		Retain:   cp.WillRetain,
+		ClientID: c.clientID,
+		Username: c.username,
+		Version:  c.version,
+	}
+	if c.version != packet.Version5 {
+		return m, 0
+	}
+	if wp.Has(packet.PropPayloadFormat) {
+		m.PayloadFormat = wp.PayloadFormat
+	}
+	if wp.Has(packet.PropMessageExpiry) {
+		m.MessageExpiry = wp.MessageExpiry
+	}
+	m.ContentType = string(wp.ContentType)
+	m.ResponseTopic = string(wp.ResponseTopic)
+	if wp.CorrelationData != nil {
+		m.CorrelationData = append([]byte(nil), wp.CorrelationData...)
+	}
+	for _, u := range wp.User {
+		m.UserProperties = append(m.UserProperties, UserProperty{Name: string(u.Name), Value: string(u.Value)})
+	}
+	var delay uint32
+	if wp.Has(packet.PropWillDelayInterval) {
+		delay = wp.WillDelayInterval
+	}
+	return m, delay
+}

@@ -1,0 +1,137 @@
+package broker
+
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Drop reasons, the values of the reason label of
+// sluice_broker_messages_dropped_total.
+const (
+	dropBufferFull = iota // QoS 0: the subscriber's write buffer is full
+	dropQueueFull         // QoS 1/2: the session queue is full
+	dropOffline           // QoS 0 for an offline session
+	dropExpired           // message expiry elapsed before delivery
+	dropTooLarge          // larger than the client's Maximum Packet Size
+	dropNoAlias           // reserved: cannot be sent to the client
+	numDropReasons
+)
+
+var dropReasonNames = [numDropReasons]string{"buffer_full", "queue_full", "offline", "expired", "too_large", "unsendable"}
+
+// stats holds the broker's counters. The hot path only does atomic adds;
+// Prometheus reads them through collector, Server.Stats through snapshot.
+type stats struct {
+	connections atomic.Int64
+	sessions    atomic.Int64
+	pendingAcks atomic.Int64
+	received    [3]atomic.Uint64 // by QoS
+	sent        atomic.Uint64
+	rejected    atomic.Uint64
+	dropped     [numDropReasons]atomic.Uint64
+	bytesIn     atomic.Uint64
+	bytesOut    atomic.Uint64
+}
+
+// Stats is a snapshot of the broker's counters.
+type Stats struct {
+	// Connections is the number of open client connections (CONNECT seen).
+	Connections int64
+	// Sessions is the number of sessions, online or not.
+	Sessions int64
+	// Subscriptions is the number of subscriptions.
+	Subscriptions int
+	// Retained is the number of retained messages.
+	Retained int
+	// PendingAcks is the number of messages handed to the consumer and not
+	// yet acked.
+	PendingAcks int64
+	// Received counts accepted PUBLISH packets by QoS.
+	Received [3]uint64
+	// Sent counts PUBLISH packets queued to clients.
+	Sent uint64
+	// Rejected counts messages the consumer rejected (or RejectWait expired).
+	Rejected uint64
+	// Dropped counts messages not delivered to a subscriber, by reason.
+	Dropped map[string]uint64
+	// BytesIn and BytesOut count bytes read from and written to clients.
+	BytesIn, BytesOut uint64
+}
+
+// Stats returns a snapshot of the broker's counters.
+func (s *Server) Stats() Stats {
+	st := Stats{
+		Connections:   s.stats.connections.Load(),
+		Sessions:      s.stats.sessions.Load(),
+		Subscriptions: s.subs.Count(),
+		Retained:      s.retained.Len(),
+		PendingAcks:   s.stats.pendingAcks.Load(),
+		Sent:          s.stats.sent.Load(),
+		Rejected:      s.stats.rejected.Load(),
+		Dropped:       make(map[string]uint64, numDropReasons),
+		BytesIn:       s.stats.bytesIn.Load(),
+		BytesOut:      s.stats.bytesOut.Load(),
+	}
+	for i := range st.Received {
+		st.Received[i] = s.stats.received[i].Load()
+	}
+	for i, n := range dropReasonNames {
+		st.Dropped[n] = s.stats.dropped[i].Load()
+	}
+	return st
+}
+
+// collector exports stats to Prometheus.
+type collector struct{ s *Server }
+
+var (
+	descConnections = prometheus.NewDesc("sluice_broker_connections", "Open client connections.", nil, nil)
+	descSessions    = prometheus.NewDesc("sluice_broker_sessions", "Sessions, online or not.", nil, nil)
+	descSubs        = prometheus.NewDesc("sluice_broker_subscriptions", "Subscriptions.", nil, nil)
+	descRetained    = prometheus.NewDesc("sluice_broker_retained_messages", "Retained messages.", nil, nil)
+	descPending     = prometheus.NewDesc("sluice_broker_pending_acks", "Messages handed to the consumer and not yet acked.", nil, nil)
+	descReceived    = prometheus.NewDesc("sluice_broker_messages_received_total", "PUBLISH packets received from clients.", []string{"qos"}, nil)
+	descSent        = prometheus.NewDesc("sluice_broker_messages_sent_total", "PUBLISH packets sent to clients.", nil, nil)
+	descRejected    = prometheus.NewDesc("sluice_broker_messages_rejected_total", "Messages rejected by the consumer or RejectWait.", nil, nil)
+	descDropped     = prometheus.NewDesc("sluice_broker_messages_dropped_total", "Messages not delivered to a subscriber.", []string{"reason"}, nil)
+	descBytesIn     = prometheus.NewDesc("sluice_broker_bytes_received_total", "Bytes read from clients.", nil, nil)
+	descBytesOut    = prometheus.NewDesc("sluice_broker_bytes_sent_total", "Bytes written to clients.", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descConnections, descSessions, descSubs, descRetained, descPending,
+		descReceived, descSent, descRejected, descDropped, descBytesIn, descBytesOut} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.s.Stats()
+	gauge := func(d *prometheus.Desc, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge(descConnections, float64(st.Connections))
+	gauge(descSessions, float64(st.Sessions))
+	gauge(descSubs, float64(st.Subscriptions))
+	gauge(descRetained, float64(st.Retained))
+	gauge(descPending, float64(st.PendingAcks))
+	for q, n := range st.Received {
+		counter(descReceived, n, string(rune('0'+q)))
+	}
+	counter(descSent, st.Sent)
+	counter(descRejected, st.Rejected)
+	for _, name := range dropReasonNames {
+		counter(descDropped, st.Dropped[name], name)
+	}
+	counter(descBytesIn, st.BytesIn)
+	counter(descBytesOut, st.BytesOut)
+}
+
+// drop counts one undelivered message.
+func (s *stats) drop(reason int) { s.dropped[reason].Add(1) }
