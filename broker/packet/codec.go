@@ -115,6 +115,7 @@ func (r *Reader) Release() {
 	}
 	r.start, r.end = 0, 0
 	if r.bufp != nil {
+		r.slots.drop()
 		putBuf(r.bufp)
 		r.bufp = nil
 	}

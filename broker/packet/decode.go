@@ -149,8 +149,8 @@ func decodePacket(s *slots, b []byte, hlen int, version byte) (Packet, error) {
 			s.disconnect = new(Disconnect)
 		}
 		dc := s.disconnect
-		dc.Props.Reset()
-		*dc = Disconnect{Props: dc.Props}
+		dc.ReasonCode = Success
+		clearProps(&dc.Props)
 		if v5 {
 			dc.ReasonCode, err = decodeReasonAndProps(&d, &dc.Props, propsDisconnect, rcDisconnect)
 		} else {
@@ -162,8 +162,8 @@ func decodePacket(s *slots, b []byte, hlen int, version byte) (Packet, error) {
 			s.auth = new(Auth)
 		}
 		a := s.auth
-		a.Props.Reset()
-		*a = Auth{Props: a.Props}
+		a.ReasonCode = Success
+		clearProps(&a.Props)
 		a.ReasonCode, err = decodeReasonAndProps(&d, &a.Props, propsAuth, rcAuth)
 		p = a
 	}
@@ -173,11 +173,60 @@ func decodePacket(s *slots, b []byte, hlen int, version byte) (Packet, error) {
 	return p, nil
 }
 
+// clearProps is Properties.Reset without building a temporary struct
+// (which costs a 300-byte copy per packet on the hot path).
+func clearProps(p *Properties) {
+	user, subs := p.User[:0], p.SubscriptionIDs[:0]
+	*p = Properties{}
+	p.User, p.SubscriptionIDs = user, subs
+}
+
+// drop clears every reference the reused structs hold into the read
+// buffer, so a buffer returned to the pool (or dropped) is not kept alive
+// by an idle connection's last packet.
+func (s *slots) drop() {
+	if p := s.publish; p != nil {
+		p.Topic, p.Payload = nil, nil
+		dropProps(&p.Props)
+	}
+	if a := s.ack; a != nil {
+		dropProps(&a.Props)
+	}
+	if sb := s.subscribe; sb != nil {
+		clear(sb.Subs[:cap(sb.Subs)])
+		dropProps(&sb.Props)
+	}
+	if sa := s.suback; sa != nil {
+		dropProps(&sa.Props)
+	}
+	if u := s.unsubscribe; u != nil {
+		clear(u.Filters[:cap(u.Filters)])
+		dropProps(&u.Props)
+	}
+	if u := s.unsuback; u != nil {
+		dropProps(&u.Props)
+	}
+	if d := s.disconnect; d != nil {
+		dropProps(&d.Props)
+	}
+	if a := s.auth; a != nil {
+		dropProps(&a.Props)
+	}
+	s.connect, s.connack = nil, nil
+}
+
+func dropProps(p *Properties) {
+	clear(p.User[:cap(p.User)])
+	clearProps(p)
+}
+
 // decodeConnect decodes CONNECT's variable header and payload.
 func decodeConnect(c *Connect, d *dec) error {
-	c.Props.Reset()
-	c.WillProps.Reset()
-	*c = Connect{Props: c.Props, WillProps: c.WillProps}
+	props, will := c.Props, c.WillProps
+	*c = Connect{}
+	c.Props, c.WillProps = props, will
+	clearProps(&c.Props)
+	clearProps(&c.WillProps)
 	name, err := d.binary()
 	if err != nil {
 		return err
@@ -260,8 +309,8 @@ func decodeConnect(c *Connect, d *dec) error {
 }
 
 func decodeConnack(c *Connack, d *dec, v5 bool) error {
-	c.Props.Reset()
-	*c = Connack{Props: c.Props}
+	c.SessionPresent, c.ReasonCode = false, 0
+	clearProps(&c.Props)
 	flags, err := d.byte()
 	if err != nil {
 		return err
@@ -292,8 +341,8 @@ func decodeConnack(c *Connack, d *dec, v5 bool) error {
 }
 
 func decodePublish(p *Publish, d *dec, flags byte, v5 bool) error {
-	p.Props.Reset()
-	*p = Publish{Props: p.Props}
+	p.Dup, p.Retain, p.Topic, p.PacketID, p.Payload = false, false, nil, 0, nil
+	clearProps(&p.Props)
 	p.QoS = flags >> 1 & 0x03
 	if p.QoS == 3 {
 		return errQoS3
@@ -331,8 +380,8 @@ func decodePublish(p *Publish, d *dec, flags byte, v5 bool) error {
 }
 
 func decodeAck(a *Ack, d *dec, kind Type, v5 bool) error {
-	a.Props.Reset()
-	*a = Ack{Kind: kind, Props: a.Props}
+	a.Kind, a.PacketID, a.ReasonCode = kind, 0, Success
+	clearProps(&a.Props)
 	var err error
 	if a.PacketID, err = d.packetID(); err != nil {
 		return err
@@ -369,8 +418,8 @@ func decodeReasonAndProps(d *dec, p *Properties, props propSet, codes uint8) (Re
 }
 
 func decodeSubscribe(s *Subscribe, d *dec, v5 bool) error {
-	s.Props.Reset()
-	*s = Subscribe{Props: s.Props, Subs: s.Subs[:0]}
+	s.PacketID, s.Subs = 0, s.Subs[:0]
+	clearProps(&s.Props)
 	var err error
 	if s.PacketID, err = d.packetID(); err != nil {
 		return err
@@ -423,8 +472,8 @@ func isShared(filter []byte) bool {
 }
 
 func decodeSuback(s *Suback, d *dec, v5 bool) error {
-	s.Props.Reset()
-	*s = Suback{Props: s.Props, Codes: s.Codes[:0]}
+	s.PacketID, s.Codes = 0, s.Codes[:0]
+	clearProps(&s.Props)
 	var err error
 	if s.PacketID, err = d.packetID(); err != nil {
 		return err
@@ -449,8 +498,8 @@ func decodeSuback(s *Suback, d *dec, v5 bool) error {
 }
 
 func decodeUnsubscribe(u *Unsubscribe, d *dec, v5 bool) error {
-	u.Props.Reset()
-	*u = Unsubscribe{Props: u.Props, Filters: u.Filters[:0]}
+	u.PacketID, u.Filters = 0, u.Filters[:0]
+	clearProps(&u.Props)
 	var err error
 	if u.PacketID, err = d.packetID(); err != nil {
 		return err
@@ -474,8 +523,8 @@ func decodeUnsubscribe(u *Unsubscribe, d *dec, v5 bool) error {
 }
 
 func decodeUnsuback(u *Unsuback, d *dec, v5 bool) error {
-	u.Props.Reset()
-	*u = Unsuback{Props: u.Props, Codes: u.Codes[:0]}
+	u.PacketID, u.Codes = 0, u.Codes[:0]
+	clearProps(&u.Props)
 	var err error
 	if u.PacketID, err = d.packetID(); err != nil {
 		return err

@@ -119,6 +119,7 @@ func (r *Reader) grow(need int) {
 	nb := *p
 	buffered := copy(nb, r.buf[r.start:r.end])
 	if r.bufp != nil {
+		r.slots.drop()
 		putBuf(r.bufp)
 	}
 	r.buf, r.bufp, r.start, r.end = nb, p, 0, buffered

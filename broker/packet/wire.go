@@ -1,6 +1,7 @@
 package packet
 
 import (
+	"encoding/binary"
 	"unicode/utf8"
 )
 
@@ -184,11 +185,27 @@ func appendBinary(dst, b []byte) []byte {
 	return append(dst, b...)
 }
 
+// SWAR constants: a byte-wise test of eight bytes at once.
+const (
+	lo8 = 0x0101010101010101
+	hi8 = 0x8080808080808080
+)
+
+// zeroByte is non-zero iff some byte of x is zero.
+func zeroByte(x uint64) uint64 { return (x - lo8) &^ x & hi8 }
+
 // checkString reports why b is not a valid MQTT UTF-8 Encoded String:
 // ill-formed UTF-8 or a surrogate [MQTT-1.5.4-1], or U+0000 [MQTT-1.5.4-2].
 // utf8.Valid rejects encoded surrogates and overlong forms.
 func checkString(b []byte) error {
-	for i := 0; i < len(b); i++ {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		if (x&hi8)|zeroByte(x) != 0 {
+			break
+		}
+	}
+	for ; i < len(b); i++ {
 		c := b[i]
 		if c == 0 {
 			return errNulInString
@@ -223,10 +240,17 @@ func ValidTopicName(b []byte) bool { return len(b) > 0 && checkTopicName(b) == n
 
 var errWildcardTopic = &Error{Code: TopicNameInvalid, Msg: "MQTT-3.3.2-2 topic name contains a wildcard"}
 
-// checkTopicName validates a non-empty topic name in one pass for the
-// ASCII common case.
+// checkTopicName validates a non-empty topic name, eight bytes at a time
+// while they are ASCII without NUL or wildcards.
 func checkTopicName(b []byte) error {
-	for i := 0; i < len(b); i++ {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		if (x&hi8)|zeroByte(x)|zeroByte(x^(lo8*'+'))|zeroByte(x^(lo8*'#')) != 0 {
+			break
+		}
+	}
+	for ; i < len(b); i++ {
 		switch c := b[i]; {
 		case c == 0:
 			return errNulInString
