@@ -7,6 +7,7 @@ package conformance
 var mosquittoDeviations = map[string]string{
 	"MQTT-3.1.2-24 (3.1.1) silent client is closed after 1.5x keepalive":    keepaliveTimer,
 	"MQTT-3.1.2-22 (5.0) silent client is closed after 1.5x keepalive":      keepaliveTimer,
+	"§3.3.1.3 (5.0) a new shared subscription gets no retained messages":    "mosquitto sends retained messages to a new shared subscription; the spec sends them for new non-shared subscriptions only",
 	"MQTT-4.3.3-11 (5.0) PUBREL for an unknown packet id gets PUBCOMP 0x92": "mosquitto answers PUBCOMP 0x00 (success) instead of 0x92 (packet identifier not found)",
 }
 
