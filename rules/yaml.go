@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -17,10 +18,19 @@ type source struct {
 	lets  []string       // let names in source order
 }
 
-// lineOf returns the line of field, falling back to the rule's line.
+// lineOf returns the line of field, else of its closest parent
+// ("to[2].republish.topic", "to[2].republish", "to[2]", "to"), else the
+// rule's line.
 func (s *source) lineOf(field string) int {
-	if l, ok := s.lines[field]; ok {
-		return l
+	for field != "" {
+		if l, ok := s.lines[field]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(field, ".[")
+		if i < 0 {
+			break
+		}
+		field = field[:i]
 	}
 	return s.line
 }
