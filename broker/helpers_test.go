@@ -20,7 +20,7 @@ func startServer(t testing.TB, mut func(*Config), opts Options) (*Server, string
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Listeners = []ListenerConfig{{Name: "test", Address: "127.0.0.1:0", AllowAnonymous: true}}
-	cfg.ShutdownTimeout = 3 * time.Second
+	cfg.ShutdownTimeout = time.Second
 	if mut != nil {
 		mut(&cfg)
 	}
