@@ -33,6 +33,7 @@ type client struct {
 	errs       *errorLog     // shared
 	pub        *publisher    // nil unless publishing
 	sub        *tracker      // nil unless subscribing
+	subQoS     byte          // QoS of the subscription: above 0, the broker waits for our acks
 	dropped    *atomic.Int64 // shared count of connections lost while running
 	replyAck   packet.Ack    // reused by readLoop for every ack it sends
 }
@@ -62,11 +63,11 @@ func dial(ctx context.Context, o *dialOptions, clientID string, index int) (*cli
 		index:      index,
 		version:    o.version,
 		nc:         nc,
-		r:          packet.NewReader(&coalescingReader{nc: nc, delay: o.coalesce}, o.maxPacket),
 		w:          bufio.NewWriterSize(nc, o.bufSize),
 		receiveMax: 65535,
 		subacked:   make(chan byte, 1),
 	}
+	c.r = packet.NewReader(&coalescingReader{c: c, delay: o.coalesce}, o.maxPacket)
 	c.r.SetVersion(o.version)
 	if err := c.handshake(o, clientID); err != nil {
 		nc.Close()
@@ -329,18 +330,20 @@ func (c *client) close() {
 // come back small and more often than every delay, the next read waits
 // delay first, so that it finds a batch. A full read never waits, so
 // throughput is not capped; a quiet connection never waits, so latency
-// at low rates is untouched. At high rates latency grows by at most
-// delay (about a millisecond: the runtime's timer granularity when idle).
+// at low rates is untouched; and a connection whose peer may be waiting
+// for what this read brings never waits (see mayDelayReads). At high
+// rates latency grows by at most delay (about a millisecond: the
+// runtime's timer granularity when idle).
 type coalescingReader struct {
-	nc    net.Conn
+	c     *client
 	delay time.Duration
 	last  time.Time // when the previous read returned
-	wait  bool      // the next read sleeps first
+	wait  bool      // the previous read was small and soon after the one before
 	timer *time.Timer
 }
 
 func (r *coalescingReader) Read(b []byte) (int, error) {
-	if r.wait {
+	if r.wait && r.c.mayDelayReads() {
 		if r.timer == nil {
 			r.timer = time.NewTimer(r.delay)
 		} else {
@@ -348,13 +351,27 @@ func (r *coalescingReader) Read(b []byte) (int, error) {
 		}
 		<-r.timer.C
 	}
-	n, err := r.nc.Read(b)
+	n, err := r.c.nc.Read(b)
 	if r.delay > 0 {
 		now := time.Now()
 		r.wait = n > 0 && n < len(b)/2 && now.Sub(r.last) < r.delay
 		r.last = now
 	}
 	return n, err
+}
+
+// mayDelayReads reports whether delaying the next read slows nobody
+// down. A QoS 1/2 subscription's deliveries come in the broker's window,
+// which our acks reopen: each delayed read would add a delay per window.
+// A publisher short of window slots waits for the acks this read brings.
+func (c *client) mayDelayReads() bool {
+	if c.sub != nil && c.subQoS > 0 {
+		return false
+	}
+	if p := c.pub; p != nil && p.qos > 0 {
+		return p.inflight.Load() < p.window/2
+	}
+	return true
 }
 
 // errorLog counts errors across all clients and keeps the first few.

@@ -35,7 +35,7 @@ func (r *runner) runTraffic(ctx context.Context) (*summary, error) {
 	subs := r.connectAll(ctx, nSubs, "sub", connectHooks{
 		before: func(i int, c *client) {
 			trackers[i] = newTracker(trackRun, trackPubs)
-			c.sub = trackers[i]
+			c.sub, c.subQoS = trackers[i], cfg.qos
 		},
 		after: func(ctx context.Context, c *client) error {
 			return c.subscribe(ctx, expand(cfg.filter, c.index), cfg.qos, cfg.connTimeout)
