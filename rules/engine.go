@@ -95,6 +95,8 @@ func (e *Engine) Route(in *ingest.Input, dst []ingest.Output) []ingest.Output {
 type Trace struct {
 	// Rule is the rule's name.
 	Rule string
+	// Filters are the rule's topic filters.
+	Filters []string
 	// Filter is the first of the rule's filters matching the topic; ""
 	// when none did (the rule was not evaluated).
 	Filter string
@@ -125,7 +127,7 @@ func (e *Engine) Explain(in *ingest.Input) []Trace {
 	s := e.getState()
 	s.env.reset(in)
 	for _, r := range e.rules {
-		tr := Trace{Rule: r.cfg.Name}
+		tr := Trace{Rule: r.cfg.Name, Filters: r.cfg.Topics}
 		for _, f := range r.cfg.Topics {
 			var one index
 			one.add(f, 0)

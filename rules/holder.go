@@ -19,9 +19,10 @@ import (
 type Holder struct {
 	cur atomic.Pointer[Engine]
 
-	mu   sync.Mutex // serializes reloads; guards cfg and opts
+	mu   sync.Mutex // serializes reloads; guards cfg, opts and seen
 	cfg  Config
 	opts Options
+	seen string // fingerprint of the files as of the last (attempted) load
 }
 
 var _ ingest.Router = (*Holder)(nil)
@@ -50,11 +51,12 @@ func NewHolder(cfg Config, opts Options) (*Holder, []error) {
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
 	}
+	seen := fingerprint(cfg, opts.ConfigFile) // before reading: a change during the load is seen later
 	e, errs := Compile(cfg, opts)
 	if errs != nil {
 		return nil, errs
 	}
-	h := &Holder{cfg: cfg, opts: opts}
+	h := &Holder{cfg: cfg, opts: opts, seen: seen}
 	h.cur.Store(e)
 	h.loaded(e)
 	return h, nil
@@ -84,6 +86,7 @@ func (h *Holder) Reload(cfg Config, opts Options) error {
 		opts.Logger = h.opts.Logger
 	}
 	log := logger(opts.Logger)
+	h.seen = fingerprint(cfg, opts.ConfigFile)
 	e, errs := Compile(cfg, opts)
 	if errs != nil {
 		opts.Metrics.reloads.WithLabelValues("error").Inc()
@@ -135,26 +138,26 @@ func (h *Holder) Watch(ctx context.Context, wo WatchOptions) error {
 	}
 	t := time.NewTicker(wo.Interval)
 	defer t.Stop()
-	last := h.fingerprint()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
-		fp := h.fingerprint()
-		if fp == last {
+		h.mu.Lock()
+		cfg, opts, seen := h.cfg, h.opts, h.seen
+		h.mu.Unlock()
+		if fingerprint(cfg, opts.ConfigFile) == seen {
 			continue
 		}
-		last = fp
-		h.mu.Lock()
-		cfg, opts := h.cfg, h.opts
-		h.mu.Unlock()
 		log := logger(opts.Logger)
 		if wo.Load != nil {
 			var err error
 			if cfg, opts, err = wo.Load(); err != nil {
 				log.Error("reloading rules: loading config", "err", err)
+				h.mu.Lock()
+				h.seen = fingerprint(h.cfg, h.opts.ConfigFile) // retry on the next change, not every tick
+				h.mu.Unlock()
 				continue
 			}
 		}
@@ -171,11 +174,9 @@ func (h *Holder) Watch(ctx context.Context, wo WatchOptions) error {
 	}
 }
 
-// fingerprint describes the watched files: names, sizes and mtimes.
-func (h *Holder) fingerprint() string {
-	h.mu.Lock()
-	cfg, configFile := h.cfg, h.opts.ConfigFile
-	h.mu.Unlock()
+// fingerprint describes the files a configuration reads: names, sizes
+// and modification times.
+func fingerprint(cfg Config, configFile string) string {
 	files, _ := expandFiles(cfg.Files, baseDir(configFile))
 	if configFile != "" {
 		files = append(files, configFile)

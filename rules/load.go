@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Compile compiles the inline rules of cfg followed by the rules in
@@ -90,7 +92,7 @@ func baseDir(configFile string) string {
 
 // expandFiles resolves files, directories and globs to a sorted,
 // duplicate-free list of files. A glob may match nothing; a plain path
-// must exist.
+// must exist. Directories and globs skip test case files (*_test.yaml).
 func expandFiles(patterns []string, base string) ([]string, []error) {
 	var (
 		out  []string
@@ -106,7 +108,11 @@ func expandFiles(patterns []string, base string) ([]string, []error) {
 				errs = append(errs, &Error{Path: "rules_files", Msg: fmt.Sprintf("%q: %v", p, err), Err: err})
 			}
 			slices.Sort(m)
-			out = append(out, m...)
+			for _, f := range m {
+				if !isCaseFile(f) {
+					out = append(out, f)
+				}
+			}
 			continue
 		}
 		st, err := os.Stat(p)
@@ -124,7 +130,7 @@ func expandFiles(patterns []string, base string) ([]string, []error) {
 			continue
 		}
 		for _, e := range ents {
-			if ext := filepath.Ext(e.Name()); !e.IsDir() && (ext == ".yaml" || ext == ".yml") {
+			if ext := filepath.Ext(e.Name()); !e.IsDir() && (ext == ".yaml" || ext == ".yml") && !isCaseFile(e.Name()) {
 				out = append(out, filepath.Join(p, e.Name()))
 			}
 		}
@@ -138,6 +144,12 @@ func expandFiles(patterns []string, base string) ([]string, []error) {
 		}
 	}
 	return uniq, errs
+}
+
+// isCaseFile reports whether name is a rule test case file (*_test.yaml,
+// see `sluice rules test`), which directories and globs skip.
+func isCaseFile(name string) bool {
+	return strings.HasSuffix(name, "_test.yaml") || strings.HasSuffix(name, "_test.yml")
 }
 
 // readRuleFiles parses files in order, hashing their contents into h.
@@ -221,4 +233,45 @@ func logger(l *slog.Logger) *slog.Logger {
 		return slog.New(slog.DiscardHandler)
 	}
 	return l
+}
+
+// LoadConfigFile compiles the rules of a main config file read on its
+// own: its `rules` and `rules_files` keys (other sections are ignored), for
+// tools that run without the full config loader. Errors carry positions.
+func LoadConfigFile(path string, opts Options) (*Engine, []error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, []error{&Error{File: path, Msg: fmt.Sprintf("reading: %v", err), Err: err}}
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, []error{&Error{File: path, Msg: fmt.Sprintf("parsing YAML: %v", err), Err: err}}
+	}
+	h := sha256.New()
+	h.Write(data)
+	var (
+		ins      []ruleInput
+		errs     []error
+		patterns []string
+	)
+	if len(doc.Content) > 0 && doc.Content[0].Kind == yaml.MappingNode {
+		root := doc.Content[0]
+		for i := 0; i+1 < len(root.Content); i += 2 {
+			k, v := root.Content[i], root.Content[i+1]
+			switch k.Value {
+			case "rules":
+				in, es := decodeRuleList(path, v)
+				ins, errs = append(ins, in...), append(errs, es...)
+			case "rules_files":
+				if err := v.Decode(&patterns); err != nil {
+					errs = append(errs, &Error{File: path, Line: v.Line, Field: "rules_files", Msg: "want a list of paths"})
+				}
+			}
+		}
+	}
+	files, ferrs := expandFiles(patterns, baseDir(path))
+	errs = append(errs, ferrs...)
+	fins, ferrs := readRuleFiles(files, h)
+	ins, errs = append(ins, fins...), append(errs, ferrs...)
+	return build(ins, errs, h, files, opts)
 }

@@ -39,6 +39,10 @@ func typeName(v any) string {
 	return fmt.Sprintf("%T", v)
 }
 
+// Text renders an expression value for people: strings quoted, anything
+// else as JSON.
+func Text(v any) string { return textOf(v) }
+
 // textOf renders a value for traces.
 func textOf(v any) string {
 	if s, ok := v.(string); ok {
