@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -176,7 +177,7 @@ func validAddress(addr string) error {
 	if err != nil {
 		var ae *net.AddrError
 		if errors.As(err, &ae) {
-			return errors.New(ae.Err)
+			return errors.New(strings.TrimSuffix(ae.Err, " in address"))
 		}
 		return err
 	}

@@ -14,11 +14,10 @@ const (
 	dropOffline           // QoS 0 for an offline session
 	dropExpired           // message expiry elapsed before delivery
 	dropTooLarge          // larger than the client's Maximum Packet Size
-	dropNoAlias           // reserved: cannot be sent to the client
 	numDropReasons
 )
 
-var dropReasonNames = [numDropReasons]string{"buffer_full", "queue_full", "offline", "expired", "too_large", "unsendable"}
+var dropReasonNames = [numDropReasons]string{"buffer_full", "queue_full", "offline", "expired", "too_large"}
 
 // stats holds the broker's counters. The hot path only does atomic adds;
 // Prometheus reads them through collector, Server.Stats through snapshot.
