@@ -5,6 +5,7 @@
 #
 # Environment (defaults in brackets):
 #   DURATION   publishing time of each traffic workload [10s]
+#   DRAIN      how long deliveries may trail the last publish; later is lost [10s]
 #   HOLD       how long the idle connections are held [10s]
 #   CONNS      idle connections [10000]
 #   CONN_RATE  idle connections opened per second, 0 = as fast as possible [2000]
@@ -21,6 +22,7 @@ set -euo pipefail
 
 DURATION=${DURATION:-10s}
 HOLD=${HOLD:-10s}
+DRAIN=${DRAIN:-10s}
 CONNS=${CONNS:-10000}
 CONN_RATE=${CONN_RATE:-2000}
 PUBS=${PUBS:-50}
@@ -161,9 +163,9 @@ stop_broker() {
 # workload_args NAME: the bench arguments of a workload.
 workload_args() {
 	case $1 in
-	fanin0) echo "fanin -pubs $PUBS -subs 1 -filter # -qos 0 -size $SIZE -duration $DURATION" ;;
-	fanin1) echo "fanin -pubs $PUBS -subs 1 -filter # -qos 1 -inflight $INFLIGHT -size $SIZE -duration $DURATION" ;;
-	fanout) echo "fanout -pubs 1 -subs $SUBS -qos $FANOUT_QOS -inflight $INFLIGHT -size $SIZE -duration $DURATION" ;;
+	fanin0) echo "fanin -pubs $PUBS -subs 1 -filter # -qos 0 -size $SIZE -duration $DURATION -drain $DRAIN" ;;
+	fanin1) echo "fanin -pubs $PUBS -subs 1 -filter # -qos 1 -inflight $INFLIGHT -size $SIZE -duration $DURATION -drain $DRAIN" ;;
+	fanout) echo "fanout -pubs 1 -subs $SUBS -qos $FANOUT_QOS -inflight $INFLIGHT -size $SIZE -duration $DURATION -drain $DRAIN" ;;
 	conn) echo "conn -clients $CONNS -connrate $CONN_RATE -duration $HOLD" ;;
 	*)
 		log "unknown workload $1 (want fanin0, fanin1, fanout or conn)"
@@ -177,18 +179,27 @@ jget() {
 	{ grep -o "\"$2\":[-0-9.e+]*" "$1" 2>/dev/null || true; } | head -n1 | cut -d: -f2
 }
 
-# run_one BROKER WORKLOAD N: fresh broker, one bench run, JSON kept.
+# cpu_ticks PID: user + system CPU time of PID, in clock ticks.
+cpu_ticks() {
+	awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+# run_one BROKER WORKLOAD N: fresh broker, one bench run; keeps the JSON
+# summary and the broker's CPU seconds during the run.
 run_one() {
-	local broker=$1 w=$2 n=$3 tag="$2-$1-$3" args
+	local broker=$1 w=$2 n=$3 tag="$2-$1-$3" args t0 t1
 	start_broker "$broker" "$tag"
 	args=$(workload_args "$w")
 	[ "$w" = conn ] && args="$args -pid $pid"
 	log "$w on $broker (run $n): sluice bench $args"
+	t0=$(cpu_ticks "$pid")
 	# shellcheck disable=SC2086 # word splitting of args is intended
 	if ! "$sluice" bench $args -port "$port" -json >"$work/$tag.json"; then
 		log "bench failed against $broker"
 		: >"$work/$tag.json"
 	fi
+	t1=$(cpu_ticks "$pid")
+	awk -v a="$t0" -v b="$t1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "{\"cpu_s\":%.2f}\n", (b - a) / hz }' >"$work/$tag.cpu"
 	stop_broker
 }
 
@@ -202,6 +213,7 @@ metric() {
 	local n f v
 	for n in $(seq 1 "$REPEAT"); do
 		f="$work/$2-$1-$n.json"
+		[ "$3" = cpu_s ] && f="$work/$2-$1-$n.cpu"
 		v=$(jget "$f" "$3")
 		[ -n "$v" ] && echo "$v"
 	done | median
@@ -222,51 +234,60 @@ for w in $WORKLOADS; do
 done
 
 # Table.
-fmt_num() { awk -v v="$1" 'BEGIN { if (v == "") print "-"; else if (v >= 100) printf "%\047.0f\n", v; else printf "%.2f\n", v }'; }
+fmt_num() {
+	awk -v v="$1" 'BEGIN {
+		if (v == "") { print "-"; exit }
+		if (v < 100) { printf "%.2f\n", v; exit }
+		s = sprintf("%.0f", v); out = ""
+		while (length(s) > 3) { out = "," substr(s, length(s) - 2) out; s = substr(s, 1, length(s) - 3) }
+		print s out
+	}'
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || a == 0) print "-"; else printf "%.2fx\n", b / a }'; }
 loss() {
 	local lost exp
 	lost=$(metric "$1" "$2" lost)
 	exp=$(metric "$1" "$2" expected)
-	awk -v l="$lost" -v e="$exp" 'BEGIN { if (e == "" || e == 0) print "-"; else printf "%.2f%%\n", 100 * l / e }'
+	awk -v l="$lost" -v e="$exp" 'BEGIN { if (e == "" || e == 0) print "-"; else printf "%.1f%%\n", 100 * l / e }'
 }
-row() { printf '%-44s %14s %14s %8s %19s\n' "$@"; }
+row() { printf '%-28s %-26s %12s %12s %7s  %s\n' "$@"; }
+# line WORKLOAD-TITLE WORKLOAD METRIC-TITLE KEY [LOSS]
+line() {
+	local m s l=""
+	m=$(metric mosquitto "$2" "$4")
+	s=$(metric sluice "$2" "$4")
+	[ -n "${5:-}" ] && l="$(loss mosquitto "$2") / $(loss sluice "$2")"
+	row "$1" "$3" "$(fmt_num "$m")" "$(fmt_num "$s")" "$(ratio "$m" "$s")" "$l"
+}
 
 title() {
 	case $1 in
 	fanin0) echo "QoS 0 fan-in $PUBS->1, $SIZE B" ;;
-	fanin1) echo "QoS 1 fan-in $PUBS->1, window $INFLIGHT" ;;
+	fanin1) echo "QoS 1 fan-in $PUBS->1, win $INFLIGHT" ;;
 	fanout) echo "QoS $FANOUT_QOS fan-out 1->$SUBS, $SIZE B" ;;
 	conn) echo "$CONNS idle connections" ;;
 	esac
 }
 
 echo
-echo "sluice bench: mosquitto $("$mosquitto" -h 2>/dev/null | head -n1 | awk '{print $3}') vs Sluice, $(nproc) cores, $(date -u +%Y-%m-%d)"
-echo "durations: traffic $DURATION, hold $HOLD; ratio = sluice / mosquitto; loss = mosquitto / sluice"
+echo "mosquitto $("$mosquitto" -h 2>/dev/null | head -n1 | awk '{print $3}') vs Sluice $("$sluice" version 2>/dev/null | head -n1 | awk '{print $2}'), client sluice bench, $(nproc) cores, $(date -u +%Y-%m-%d)"
+echo "traffic $DURATION per run, hold $HOLD, $REPEAT run(s) per broker (median); ratio = sluice / mosquitto"
 echo
-row "workload" "mosquitto" "sluice" "ratio" "loss"
-row "--------" "---------" "------" "-----" "----"
+row "workload" "metric" "mosquitto" "sluice" "ratio" "lost (mosquitto / sluice)"
 for w in $WORKLOADS; do
 	t=$(title "$w")
 	if [ "$w" = conn ]; then
-		m=$(metric mosquitto conn rss_per_conn_kb)
-		s=$(metric sluice conn rss_per_conn_kb)
-		row "$t: KiB RSS per conn (lower better)" "$(fmt_num "$m")" "$(fmt_num "$s")" "$(ratio "$m" "$s")" "-"
-		m=$(metric mosquitto conn rate)
-		s=$(metric sluice conn rate)
-		row "$t: connects/s" "$(fmt_num "$m")" "$(fmt_num "$s")" "$(ratio "$m" "$s")" "-"
+		line "$t" conn "RSS KiB per connection" rss_per_conn_kb
+		line "" conn "connections/s" rate
+		line "" conn "connect p99 ms" p99
+		line "" conn "broker CPU s" cpu_s
 		continue
 	fi
-	m=$(metric mosquitto "$w" recv_rate)
-	s=$(metric sluice "$w" recv_rate)
-	row "$t: delivered msg/s" "$(fmt_num "$m")" "$(fmt_num "$s")" "$(ratio "$m" "$s")" "$(loss mosquitto "$w") / $(loss sluice "$w")"
-	m=$(metric mosquitto "$w" sent_rate)
-	s=$(metric sluice "$w" sent_rate)
-	row "$t: published msg/s" "$(fmt_num "$m")" "$(fmt_num "$s")" "$(ratio "$m" "$s")" ""
-	m=$(metric mosquitto "$w" p99)
-	s=$(metric sluice "$w" p99)
-	row "$t: p99 latency ms (lower better)" "$(fmt_num "$m")" "$(fmt_num "$s")" "$(ratio "$m" "$s")" ""
+	line "$t" "$w" "delivered msg/s" recv_rate loss
+	line "" "$w" "published msg/s" sent_rate
+	line "" "$w" "latency p50 ms" p50
+	line "" "$w" "latency p99 ms" p99
+	line "" "$w" "broker CPU s" cpu_s
 done
 for f in "$work"/*.json; do
 	e=$(jget "$f" errors)

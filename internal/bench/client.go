@@ -30,6 +30,7 @@ type client struct {
 
 	receiveMax int           // broker's receive maximum (v5), else 65535
 	subacked   chan byte     // first SUBACK code, buffered 1
+	kick       chan struct{} // buffered 1: the publisher waits for acks, read now
 	errs       *errorLog     // shared
 	pub        *publisher    // nil unless publishing
 	sub        *tracker      // nil unless subscribing
@@ -66,6 +67,7 @@ func dial(ctx context.Context, o *dialOptions, clientID string, index int) (*cli
 		w:          bufio.NewWriterSize(nc, o.bufSize),
 		receiveMax: 65535,
 		subacked:   make(chan byte, 1),
+		kick:       make(chan struct{}, 1),
 	}
 	c.r = packet.NewReader(&coalescingReader{c: c, delay: o.coalesce}, o.maxPacket)
 	c.r.SetVersion(o.version)
@@ -349,7 +351,11 @@ func (r *coalescingReader) Read(b []byte) (int, error) {
 		} else {
 			r.timer.Reset(r.delay)
 		}
-		<-r.timer.C
+		select {
+		case <-r.timer.C:
+		case <-r.c.kick:
+			r.timer.Stop()
+		}
 	}
 	n, err := r.c.nc.Read(b)
 	if r.delay > 0 {
@@ -363,13 +369,15 @@ func (r *coalescingReader) Read(b []byte) (int, error) {
 // mayDelayReads reports whether delaying the next read slows nobody
 // down. A QoS 1/2 subscription's deliveries come in the broker's window,
 // which our acks reopen: each delayed read would add a delay per window.
-// A publisher short of window slots waits for the acks this read brings.
+// A publisher whose window is full waits for the acks this read brings;
+// one that runs out of window while the read is delayed cuts the delay
+// short through kick.
 func (c *client) mayDelayReads() bool {
 	if c.sub != nil && c.subQoS > 0 {
 		return false
 	}
 	if p := c.pub; p != nil && p.qos > 0 {
-		return p.inflight.Load() < p.window/2
+		return p.inflight.Load() < p.window
 	}
 	return true
 }

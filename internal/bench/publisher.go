@@ -141,6 +141,10 @@ func (p *publisher) run(stop <-chan struct{}, start time.Time) {
 			for p.inflight.Load() >= p.window {
 				p.flush()
 				select {
+				case p.c.kick <- struct{}{}:
+				default:
+				}
+				select {
 				case <-p.ackSig:
 				case <-stop:
 					return
