@@ -219,6 +219,8 @@ metric() {
 	done | median
 }
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+
 # Run: per workload and repeat, both brokers back to back, the order
 # swapped every time so neither always runs on a warmer machine.
 flip=0
@@ -272,6 +274,7 @@ title() {
 echo
 echo "mosquitto $("$mosquitto" -h 2>/dev/null | head -n1 | awk '{print $3}') vs Sluice $("$sluice" version 2>/dev/null | head -n1 | awk '{print $2}'), client sluice bench, $(nproc) cores, $(date -u +%Y-%m-%d)"
 echo "traffic $DURATION per run, hold $HOLD, $REPEAT run(s) per broker (median); ratio = sluice / mosquitto"
+echo "load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg) (other load skews every number)"
 echo
 row "workload" "metric" "mosquitto" "sluice" "ratio" "lost (mosquitto / sluice)"
 for w in $WORKLOADS; do

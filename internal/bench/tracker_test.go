@@ -123,3 +123,31 @@ func TestAllocIDSkipsIDsInFlight(t *testing.T) {
 		t.Fatalf("inflight %d acked %d, want 2 and 1", got, p.acked.Load())
 	}
 }
+
+func TestMayDelayReads(t *testing.T) {
+	pub := func(qos byte, inflight, window int32) *publisher {
+		p := &publisher{qos: qos, window: window}
+		p.inflight.Store(inflight)
+		return p
+	}
+	tests := []struct {
+		name string
+		c    *client
+		want bool
+	}{
+		{"idle connection", &client{}, true},
+		{"QoS 0 subscriber", &client{sub: newTracker(1, 1), subQoS: 0}, true},
+		{"QoS 1 subscriber: the broker waits for our acks", &client{sub: newTracker(1, 1), subQoS: 1}, false},
+		{"QoS 2 subscriber", &client{sub: newTracker(1, 1), subQoS: 2}, false},
+		{"QoS 0 publisher", &client{pub: pub(0, 0, 8)}, true},
+		{"QoS 1 publisher with room in its window", &client{pub: pub(1, 7, 8)}, true},
+		{"QoS 1 publisher with a full window", &client{pub: pub(1, 8, 8)}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.c.mayDelayReads(); got != tt.want {
+				t.Errorf("mayDelayReads() = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
