@@ -322,11 +322,17 @@ func (rc *ruleCompiler) exprTyped(field, src string, expect reflect.Kind, col0 i
 		return nil, nil
 	}
 	rc.mask |= pre.mask
-	ast.Walk(&tree.Node, &slotVisitor{lets: rc.letSlot})
+	callees := &calleeVisitor{}
+	ast.Walk(&tree.Node, callees)
+	ast.Walk(&tree.Node, &postVisitor{lets: rc.letSlot, callees: callees.set})
 
 	run := conf.CreateNew()
 	run.WithEnv(env{}) // a value: expr indexes struct fields only for struct (not pointer) natures
-	run.Functions = check.Functions
+	for name, f := range check.Functions {
+		if name != levelFunc { // run from the env's LevelF instead
+			run.Functions[name] = f
+		}
+	}
 	run.Strict = false
 	prog, err := compiler.Compile(tree, run)
 	if err != nil {
@@ -397,13 +403,61 @@ func (v *preVisitor) Visit(n *ast.Node) {
 	}
 }
 
-// slotVisitor renames let identifiers to their env slot field.
-type slotVisitor struct{ lets map[string]int }
+// calleeVisitor collects the member nodes that are called (x.f()), which
+// postVisitor must leave alone.
+type calleeVisitor struct{ set map[ast.Node]bool }
 
-func (v *slotVisitor) Visit(n *ast.Node) {
-	if id, ok := (*n).(*ast.IdentifierNode); ok {
-		if slot, ok := v.lets[id.Value]; ok {
-			id.Value = "L" + strconv.Itoa(slot)
+func (v *calleeVisitor) Visit(n *ast.Node) {
+	if c, ok := (*n).(*ast.CallNode); ok {
+		if m, ok := c.Callee.(*ast.MemberNode); ok {
+			if v.set == nil {
+				v.set = map[ast.Node]bool{}
+			}
+			v.set[m] = true
 		}
+	}
+}
+
+// postVisitor runs on the checked tree: it renames let identifiers to
+// their env slot field, and turns member reads on dynamic values
+// (payload.temp, where expr would use reflection and allocate) into
+// __get(payload, "temp"), keeping the node's checked type.
+type postVisitor struct {
+	lets    map[string]int
+	callees map[ast.Node]bool
+}
+
+var (
+	getFuncType = reflect.TypeOf(func(any, any) any { return nil })
+	stringType  = reflect.TypeOf("")
+	anyMapType  = reflect.TypeOf(map[string]any(nil))
+)
+
+func (v *postVisitor) Visit(n *ast.Node) {
+	switch x := (*n).(type) {
+	case *ast.IdentifierNode:
+		if slot, ok := v.lets[x.Value]; ok {
+			x.Value = "L" + strconv.Itoa(slot)
+		}
+	case *ast.CallNode:
+		if id, ok := x.Callee.(*ast.IdentifierNode); ok && id.Value == levelFunc {
+			id.SetType(getFuncType)
+		}
+	case *ast.MemberNode:
+		prop, ok := x.Property.(*ast.StringNode)
+		if !ok || x.Optional || v.callees[x] {
+			return
+		}
+		if bt := x.Node.Type(); bt != nil && bt.Kind() != reflect.Interface && bt != anyMapType {
+			return
+		}
+		callee := &ast.IdentifierNode{Value: getFunc}
+		callee.SetType(getFuncType)
+		key := &ast.StringNode{Value: prop.Value}
+		key.SetType(stringType)
+		call := &ast.CallNode{Callee: callee, Arguments: []ast.Node{x.Node, key}}
+		call.SetNature(*x.Nature())
+		call.SetLocation(x.Location())
+		ast.Patch(n, call)
 	}
 }

@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"math/bits"
 	"reflect"
 	"strings"
 	"time"
@@ -58,12 +59,20 @@ type env struct {
 	Lv14 any `expr:"__lv14"`
 	Lv15 any `expr:"__lv15"`
 
+	// GetF and LevelF are the fast forms of member reads on dynamic values
+	// and of level(n): expr calls a func(any, any) any held in the env
+	// directly (OpCallTyped), without the argument slice that a registered
+	// function costs per run. They are set once, never cleared.
+	GetF   any `expr:"__get"`
+	LevelF any `expr:"__level"`
+
 	L0, L1, L2, L3, L4, L5, L6, L7, L8, L9, L10, L11, L12, L13, L14, L15 any
 	L16, L17, L18, L19, L20, L21, L22, L23, L24, L25, L26, L27, L28, L29 any
 	L30, L31                                                             any
 
 	in       *ingest.Input
 	have     varMask // variables filled for the current message
+	vars     [32]*any // the variable fields, in vars order
 	levelBuf []string
 	split    bool // levelBuf holds the current topic's levels
 	slots    [maxLets]*any
@@ -133,23 +142,28 @@ var varIndex = func() map[string]int {
 const payloadVar = 2 // index of "payload" in vars
 
 func newEnv() *env {
-	e := &env{}
+	e := &env{GetF: fastGet, LevelF: fastLevel}
 	e.slots = [maxLets]*any{&e.L0, &e.L1, &e.L2, &e.L3, &e.L4, &e.L5, &e.L6, &e.L7,
 		&e.L8, &e.L9, &e.L10, &e.L11, &e.L12, &e.L13, &e.L14, &e.L15,
 		&e.L16, &e.L17, &e.L18, &e.L19, &e.L20, &e.L21, &e.L22, &e.L23,
 		&e.L24, &e.L25, &e.L26, &e.L27, &e.L28, &e.L29, &e.L30, &e.L31}
+	e.vars = [32]*any{&e.Topic, &e.Levels, &e.Payload, &e.Raw, &e.ClientID, &e.Username, &e.QoS, &e.Retain,
+		&e.Props, &e.ContentType, &e.ResponseTopic, &e.CorrelationData, &e.ReceivedAt, &e.ReceivedMs, &e.DecodeError,
+		&e.Lv0, &e.Lv1, &e.Lv2, &e.Lv3, &e.Lv4, &e.Lv5, &e.Lv6, &e.Lv7,
+		&e.Lv8, &e.Lv9, &e.Lv10, &e.Lv11, &e.Lv12, &e.Lv13, &e.Lv14, &e.Lv15}
 	return e
 }
 
 // reset binds e to a new message and forgets every filled variable.
 func (e *env) reset(in *ingest.Input) {
 	e.in = in
+	// Only filled variables are set: clear just those.
+	for m := e.have; m != 0; {
+		i := bits.TrailingZeros32(uint32(m))
+		*e.vars[i] = nil
+		m &^= 1 << i
+	}
 	e.have = 0
-	e.Topic, e.Levels, e.Payload, e.Raw, e.ClientID, e.Username = nil, nil, nil, nil, nil, nil
-	e.Props, e.ContentType, e.ResponseTopic, e.CorrelationData = nil, nil, nil, nil
-	e.ReceivedAt, e.ReceivedMs, e.DecodeError = nil, nil, nil
-	e.Lv0, e.Lv1, e.Lv2, e.Lv3, e.Lv4, e.Lv5, e.Lv6, e.Lv7 = nil, nil, nil, nil, nil, nil, nil, nil
-	e.Lv8, e.Lv9, e.Lv10, e.Lv11, e.Lv12, e.Lv13, e.Lv14, e.Lv15 = nil, nil, nil, nil, nil, nil, nil, nil
 	e.split = false
 }
 
@@ -167,12 +181,12 @@ func (e *env) need(m varMask) {
 	if missing == 0 {
 		return
 	}
-	for i := range vars {
-		if missing&(1<<i) != 0 {
-			vars[i].fill(e)
-		}
-	}
 	e.have |= missing
+	for missing != 0 {
+		i := bits.TrailingZeros32(uint32(missing))
+		vars[i].fill(e)
+		missing &^= 1 << i
+	}
 }
 
 // clearLets empties the first n let slots.

@@ -13,26 +13,24 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr/builtin"
+	"github.com/expr-lang/expr/vm/runtime"
 
 	"github.com/sluicehq/sluice/broker/topic"
 )
 
-// levelFunc is what `level(n)` is rewritten to: `__level(levels, n)`.
-const levelFunc = "__level"
+// levelFunc is what `level(n)` is rewritten to: `__level(levels, n)`;
+// getFunc is what member reads on dynamic values are rewritten to.
+const (
+	levelFunc = "__level"
+	getFunc   = "__get"
+)
 
 // functions are the functions available to expressions besides expr's
 // builtins. Keep in sync with README.md.
 var functions = map[string]*builtin.Function{
-	levelFunc: fn(levelFunc, func(a []any) (any, error) {
-		ls, n := a[0].([]string), a[1].(int)
-		if n < 0 {
-			n += len(ls)
-		}
-		if n < 0 || n >= len(ls) {
-			return nil, fmt.Errorf("level(%d): topic has %d levels", a[1].(int), len(ls))
-		}
-		return ls[n], nil
-	}, new(func([]string, int) string)),
+	// level is checked as this typed function, then run as fastLevel.
+	levelFunc: fn(levelFunc, func(a []any) (any, error) { return fastLevel(a[0], a[1]), nil },
+		new(func([]string, int) string)),
 	"match": fn("match", func(a []any) (any, error) {
 		return topic.Match(a[0].(string), a[1].(string)), nil
 	}, new(func(string, string) bool)),
@@ -120,6 +118,31 @@ var functions = map[string]*builtin.Function{
 		}
 		return math.Sqrt(x), nil
 	}, new(func(any) float64)),
+}
+
+// fastGet reads m.k for a member expression on a dynamic value; expr
+// recovers its panics into runtime errors.
+func fastGet(m, k any) any {
+	switch x := m.(type) {
+	case map[string]any:
+		return x[k.(string)]
+	case nil:
+		panic(fmt.Sprintf("cannot fetch %s from <nil>", k))
+	}
+	return runtime.Fetch(m, k)
+}
+
+// fastLevel is level(n) for levels that may not exist; negative n counts
+// from the end.
+func fastLevel(levels, n any) any {
+	ls, i := levels.([]string), n.(int)
+	if i < 0 {
+		i += len(ls)
+	}
+	if i < 0 || i >= len(ls) {
+		panic(fmt.Sprintf("level(%d): topic has %d levels", n, len(ls)))
+	}
+	return ls[i]
 }
 
 // fn builds an expr function with a checked signature.

@@ -87,7 +87,10 @@ func (n *inode) match(name string, more bool, dst []int32) []int32 {
 	if !more {
 		return append(dst, n.rules...)
 	}
-	level, rest, next := strings.Cut(name, "/")
+	level, rest, next := name, "", false
+	if i := strings.IndexByte(name, '/'); i >= 0 {
+		level, rest, next = name[:i], name[i+1:], true
+	}
 	if n.plus != nil {
 		dst = n.plus.match(rest, next, dst)
 	}
