@@ -36,6 +36,13 @@ func Dial(t testing.TB, addr string, version byte) *Conn {
 	return &Conn{t: t, nc: nc, br: bufio.NewReader(nc), version: version}
 }
 
+// Wrap turns an established connection into a Conn (for sockets dialled
+// with special options). It is closed when t ends.
+func Wrap(t testing.TB, nc net.Conn, version byte) *Conn {
+	t.Cleanup(func() { nc.Close() })
+	return &Conn{t: t, nc: nc, br: bufio.NewReader(nc), version: version}
+}
+
 // NetConn returns the underlying connection (to close it abruptly, tune
 // buffers or stop reading).
 func (c *Conn) NetConn() net.Conn { return c.nc }
