@@ -71,7 +71,7 @@ type env struct {
 	L30, L31                                                             any
 
 	in       *ingest.Input
-	have     varMask // variables filled for the current message
+	have     varMask  // variables filled for the current message
 	vars     [32]*any // the variable fields, in vars order
 	levelBuf []string
 	split    bool // levelBuf holds the current topic's levels

@@ -10,12 +10,52 @@ type index struct {
 	root inode
 }
 
-// inode is one filter level.
+// inode is one filter level. Literal children sit in a short slice,
+// compared in turn, until there are more than maxKids of them; then in a
+// map. Most levels have few children, and comparing a few short strings
+// beats hashing.
 type inode struct {
-	children map[string]*inode
-	plus     *inode  // '+' next level
-	hash     *inode  // '#' last level
-	rules    []int32 // rules whose filter ends here
+	kids     []kid
+	children map[string]*inode // all literal children once len > maxKids
+	plus     *inode            // '+' next level
+	hash     *inode            // '#' last level
+	rules    []int32           // rules whose filter ends here
+}
+
+type kid struct {
+	level string
+	node  *inode
+}
+
+const maxKids = 8
+
+// child returns the literal child for level, or nil.
+func (n *inode) child(level string) *inode {
+	if n.children != nil {
+		return n.children[level]
+	}
+	for i := range n.kids {
+		if n.kids[i].level == level {
+			return n.kids[i].node
+		}
+	}
+	return nil
+}
+
+// addChild creates the literal child for level.
+func (n *inode) addChild(level string) *inode {
+	c := &inode{}
+	n.kids = append(n.kids, kid{level, c})
+	if len(n.kids) > maxKids {
+		if n.children == nil {
+			n.children = make(map[string]*inode, len(n.kids))
+			for _, k := range n.kids {
+				n.children[k.level] = k.node
+			}
+		}
+		n.children[level] = c
+	}
+	return c
 }
 
 // add indexes filter (valid, not shared) for rule r.
@@ -36,13 +76,9 @@ func (x *index) add(filter string, r int32) {
 			}
 			n = *next
 		} else {
-			c := n.children[level]
+			c := n.child(level)
 			if c == nil {
-				if n.children == nil {
-					n.children = map[string]*inode{}
-				}
-				c = &inode{}
-				n.children[level] = c
+				c = n.addChild(level)
 			}
 			n = c
 		}
@@ -69,7 +105,7 @@ func (x *index) match(name string, dst []int32) []int32 {
 	start := len(dst)
 	if name[0] == '$' {
 		level, rest, more := strings.Cut(name, "/")
-		if c := x.root.children[level]; c != nil {
+		if c := x.root.child(level); c != nil {
 			dst = c.match(rest, more, dst)
 		}
 	} else {
@@ -94,7 +130,7 @@ func (n *inode) match(name string, more bool, dst []int32) []int32 {
 	if n.plus != nil {
 		dst = n.plus.match(rest, next, dst)
 	}
-	if c := n.children[level]; c != nil {
+	if c := n.child(level); c != nil {
 		dst = c.match(rest, next, dst)
 	}
 	return dst
