@@ -325,26 +325,40 @@ var scalarProps = [...]scalarProp{
 	{idSharedSubAvailable, 1, PropSharedSubAvailable, func(p *Properties) uint32 { return uint32(p.SharedSubAvailable) }},
 }
 
-// stringProps lists the length-prefixed properties (strings and binary
-// data) in identifier order.
-func stringProps(p *Properties) [9]struct {
-	id byte
-	v  []byte
-} {
-	return [9]struct {
-		id byte
-		v  []byte
-	}{
-		{idContentType, p.ContentType},
-		{idResponseTopic, p.ResponseTopic},
-		{idCorrelationData, p.CorrelationData},
-		{idAssignedClientID, p.AssignedClientID},
-		{idAuthMethod, p.AuthMethod},
-		{idAuthData, p.AuthData},
-		{idResponseInfo, p.ResponseInfo},
-		{idServerReference, p.ServerReference},
-		{idReasonString, p.ReasonString},
+// numStringProps is the number of length-prefixed properties (strings
+// and binary data); stringProp enumerates them in identifier order.
+const numStringProps = 9
+
+func stringProp(p *Properties, i int) (byte, []byte) {
+	switch i {
+	case 0:
+		return idContentType, p.ContentType
+	case 1:
+		return idResponseTopic, p.ResponseTopic
+	case 2:
+		return idCorrelationData, p.CorrelationData
+	case 3:
+		return idAssignedClientID, p.AssignedClientID
+	case 4:
+		return idAuthMethod, p.AuthMethod
+	case 5:
+		return idAuthData, p.AuthData
+	case 6:
+		return idResponseInfo, p.ResponseInfo
+	case 7:
+		return idServerReference, p.ServerReference
+	default:
+		return idReasonString, p.ReasonString
 	}
+}
+
+// propsEmpty reports whether p has no property at all: the common case
+// on the hot path, checked without walking the property tables.
+func propsEmpty(p *Properties) bool {
+	return p.Present == 0 && len(p.User) == 0 && len(p.SubscriptionIDs) == 0 &&
+		p.ContentType == nil && p.ResponseTopic == nil && p.CorrelationData == nil &&
+		p.AssignedClientID == nil && p.AuthMethod == nil && p.AuthData == nil &&
+		p.ResponseInfo == nil && p.ServerReference == nil && p.ReasonString == nil
 }
 
 // propsSize returns the encoded length of the properties of p that are in
@@ -352,6 +366,9 @@ func stringProps(p *Properties) [9]struct {
 // encoded: a packet forwarded from one context to another (a client's
 // PUBLISH to a subscriber) never carries a property illegal in the new one.
 func propsSize(p *Properties, allowed propSet, multiSubID bool) (int, error) {
+	if propsEmpty(p) {
+		return 0, nil
+	}
 	n := 0
 	if p.Present != 0 {
 		for i := range scalarProps {
@@ -360,14 +377,15 @@ func propsSize(p *Properties, allowed propSet, multiSubID bool) (int, error) {
 			}
 		}
 	}
-	for _, sp := range stringProps(p) {
-		if sp.v == nil || !allowed.has(sp.id) {
+	for i := range numStringProps {
+		id, v := stringProp(p, i)
+		if v == nil || !allowed.has(id) {
 			continue
 		}
-		if len(sp.v) > 65535 {
+		if len(v) > 65535 {
 			return 0, errEncodeString
 		}
-		n += 3 + len(sp.v)
+		n += 3 + len(v)
 	}
 	if allowed.has(idSubscriptionID) {
 		if !multiSubID && len(p.SubscriptionIDs) > 1 {
@@ -416,10 +434,10 @@ func appendProps(dst []byte, p *Properties, allowed propSet, size int) []byte {
 			}
 		}
 	}
-	for _, sp := range stringProps(p) {
-		if sp.v != nil && allowed.has(sp.id) {
-			dst = append(dst, sp.id)
-			dst = appendBinary(dst, sp.v)
+	for i := range numStringProps {
+		if id, v := stringProp(p, i); v != nil && allowed.has(id) {
+			dst = append(dst, id)
+			dst = appendBinary(dst, v)
 		}
 	}
 	if allowed.has(idSubscriptionID) {
