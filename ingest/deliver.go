@@ -1,0 +1,290 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicehq/sluice/broker"
+	"github.com/sluicehq/sluice/ingest/deadletter"
+	"github.com/sluicehq/sluice/ingest/spool"
+	"github.com/sluicehq/sluice/sinks"
+)
+
+// Reason codes the pipeline refuses a PUBLISH with.
+const (
+	codeUnspecified   = 0x80
+	codeQuotaExceeded = 0x97
+)
+
+// Drop reasons of the pipeline itself.
+const (
+	// DropRejected: the message was refused to its publisher (spool full
+	// past block_timeout, shutting down); a QoS 1/2 publisher got no
+	// positive ack and keeps the message, a QoS 0 message is lost.
+	DropRejected = "rejected"
+	// DropStoreFailed: the spool or dead-letter store failed to write.
+	DropStoreFailed = "store_failed"
+)
+
+// Deliver implements broker.Consumer: it decodes and routes m, then makes
+// it durable according to its mode before acknowledging.
+func (p *Pipeline) Deliver(ctx context.Context, m *broker.Message, ack func(error)) {
+	p.acct.messages.Add(1)
+	if !p.open.Load() || p.closing.Load() {
+		p.acct.rejected.Add(1)
+		ack(&broker.RejectError{Code: codeUnspecified, Reason: "pipeline not running"})
+		return
+	}
+	if p.router == nil {
+		p.acct.unrouted.Add(1)
+		ack(nil)
+		return
+	}
+	in := Input{Msg: m}
+	in.Payload, in.DecodeErr = p.decoder.Decode(m.Topic, m.Payload)
+	if in.DecodeErr != nil {
+		p.acct.decodeErrors.Add(1)
+	}
+	outsp := p.outPool.Get().(*[]Output)
+	outs := p.router.Route(&in, (*outsp)[:0])
+	defer func() {
+		clear(outs)
+		*outsp = outs[:0]
+		p.outPool.Put(outsp)
+	}()
+	if len(outs) == 0 {
+		p.acct.unrouted.Add(1)
+		ack(nil)
+		return
+	}
+
+	// Count every output, set aside those bound for the dead-letter store.
+	mode := ModeNone
+	live := outs[:0:0]
+	var dead []*deadletter.Entry
+	var deadFlows []*flow
+	for i := range outs {
+		o := &outs[i]
+		f := p.acct.flow(o.Rule, o.Sink)
+		f.received.Add(1)
+		f.buffered.Add(1)
+		reason := o.Err
+		if reason == "" && p.runners[o.Sink] == nil {
+			reason = fmt.Sprintf("unknown sink %q", o.Sink)
+		}
+		if reason != "" {
+			dead = append(dead, &deadletter.Entry{
+				Rule: o.Rule, Sink: o.Sink, Topic: m.Topic, ClientID: m.ClientID, Username: m.Username,
+				QoS: m.QoS, ReceivedAt: m.ReceivedAt, Payload: m.Payload,
+				Record: appendRecord(nil, m, outs[i:i+1]), Error: reason, Attempts: 0,
+			})
+			deadFlows = append(deadFlows, f)
+			continue
+		}
+		om := o.Mode
+		if om == "" {
+			om = p.cfg.Durability
+		}
+		if om.rank() > mode.rank() {
+			mode = om
+		}
+		live = append(live, *o)
+	}
+	if len(dead) > 0 {
+		if err := p.dlq.Add(dead...); err != nil {
+			p.log.Error("writing dead letters", "error", err)
+			for _, f := range deadFlows {
+				f.drop(DropStoreFailed, 1)
+			}
+			p.refuse(live, ack, codeUnspecified, "dead-letter store failed")
+			return
+		}
+		for _, f := range deadFlows {
+			f.deadLettered.Add(1)
+			f.buffered.Add(-1)
+		}
+	}
+	if len(live) == 0 {
+		ack(nil)
+		return
+	}
+	switch mode {
+	case ModeSpool:
+		p.deliverSpool(ctx, m, live, ack)
+	default:
+		p.deliverMemory(ctx, m, live, mode, ack)
+	}
+}
+
+// refuse rejects a message to its publisher after its outputs were counted.
+func (p *Pipeline) refuse(outs []Output, ack func(error), code byte, reason string) {
+	p.acct.rejected.Add(1)
+	for i := range outs {
+		p.acct.flow(outs[i].Rule, outs[i].Sink).drop(DropRejected, 1)
+	}
+	ack(&broker.RejectError{Code: code, Reason: reason})
+}
+
+func (p *Pipeline) deliverSpool(ctx context.Context, m *broker.Message, outs []Output, ack func(error)) {
+	rec := appendRecord(make([]byte, 0, 64+len(m.Topic)+len(m.Payload)), m, outs)
+	actx := ctx
+	if p.cfg.Spool.BlockTimeout > 0 {
+		var cancel context.CancelFunc
+		actx, cancel = context.WithTimeout(ctx, p.cfg.Spool.BlockTimeout)
+		defer cancel()
+	}
+	flows := make([]*flow, len(outs))
+	for i := range outs {
+		flows[i] = p.acct.flow(outs[i].Rule, outs[i].Sink)
+	}
+	err := p.spool.Append(actx, rec, func(_ uint64, err error) {
+		if err != nil {
+			p.log.Error("spool write failed", "error", err)
+			p.acct.rejected.Add(1)
+			for _, f := range flows {
+				f.drop(DropStoreFailed, 1)
+			}
+			ack(&broker.RejectError{Code: codeUnspecified, Reason: "spool write failed"})
+			return
+		}
+		ack(nil)
+	})
+	if err != nil {
+		code, reason := byte(codeUnspecified), "spool unavailable"
+		if errors.Is(err, context.DeadlineExceeded) {
+			code, reason = codeQuotaExceeded, "spool full"
+		}
+		p.refuse(outs, ack, code, reason)
+	}
+}
+
+// deliverMemory hands outputs straight to their runners: mode sinks acks
+// once every output is accepted, mode none at once.
+func (p *Pipeline) deliverMemory(ctx context.Context, m *broker.Message, outs []Output, mode Mode, ack func(error)) {
+	var remaining atomic.Int32
+	var lost atomic.Bool
+	remaining.Store(int32(len(outs)))
+	for i := range outs {
+		o := outs[i]
+		f := p.acct.flow(o.Rule, o.Sink)
+		d := &delivery{msg: m, out: o, rec: toRecord(m, &o), flow: f}
+		d.done = func(ok bool) {
+			if !ok {
+				lost.Store(true)
+				f.drop(DropShutdown, 1)
+			}
+			if remaining.Add(-1) == 0 && mode == ModeSinks {
+				if lost.Load() {
+					ack(&broker.RejectError{Code: codeUnspecified, Reason: "shutting down"})
+				} else {
+					ack(nil)
+				}
+			}
+		}
+		if err := p.runners[o.Sink].enqueue(ctx, d); err != nil {
+			// The publisher went away while pushed back: count what was
+			// not handed over as refused.
+			p.refuse(outs[i:], func(error) {}, codeUnspecified, "")
+			if mode == ModeSinks {
+				ack(&broker.RejectError{Code: codeUnspecified, Reason: "publisher gone"})
+			}
+			return
+		}
+	}
+	if mode == ModeNone {
+		ack(nil)
+	}
+}
+
+// toRecord builds the sink's view of one output.
+func toRecord(m *broker.Message, o *Output) sinks.Record {
+	r := sinks.Record{
+		Rule: o.Rule, Topic: o.Topic, Key: o.Key, Value: o.Value, QoS: o.QoS, Retain: o.Retain,
+		Source: sinks.Source{
+			Topic: m.Topic, ClientID: m.ClientID, Username: m.Username, QoS: m.QoS, Retain: m.Retain,
+			ContentType: m.ContentType, ReceivedAt: m.ReceivedAt,
+		},
+	}
+	if r.Key == nil {
+		r.Key = []byte(m.ClientID)
+	}
+	if r.Value == nil {
+		r.Value = m.Payload
+	}
+	if len(m.UserProperties) > 0 {
+		r.Source.UserProperties = make([]sinks.UserProperty, len(m.UserProperties))
+		for i, up := range m.UserProperties {
+			r.Source.UserProperties[i] = sinks.UserProperty{Name: up.Name, Value: up.Value}
+		}
+	}
+	return r
+}
+
+// feed reads a sink's spool cursor and hands its outputs to the runner;
+// the cursor advances past a record once every output for the sink in it
+// is delivered or dead-lettered.
+func (p *Pipeline) feed(ctx context.Context, r *runner, c *spool.Cursor) {
+	for {
+		rec, err := c.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			p.log.Error("reading spool", "sink", r.name, "error", err)
+			if !sleep(ctx, time.Second) {
+				return
+			}
+			continue
+		}
+		dec, err := decodeRecord(rec.Data)
+		if err != nil {
+			p.log.Error("skipping undecodable spool record", "sink", r.name, "offset", rec.Offset, "error", err)
+			p.acct.corrupt.Add(1)
+			p.ack(c, rec.Offset)
+			continue
+		}
+		recovered := rec.Offset < p.startOff
+		mine := 0
+		for i := range dec.outputs {
+			if dec.outputs[i].Sink == r.name {
+				mine++
+			}
+		}
+		if mine == 0 {
+			p.ack(c, rec.Offset)
+			continue
+		}
+		var remaining atomic.Int32
+		remaining.Store(int32(mine))
+		off := rec.Offset
+		for i := range dec.outputs {
+			o := &dec.outputs[i]
+			if o.Sink != r.name {
+				continue
+			}
+			f := p.acct.flow(o.Rule, o.Sink)
+			if recovered {
+				f.received.Add(1)
+				f.buffered.Add(1)
+			}
+			d := &delivery{msg: &dec.msg, out: *o, rec: toRecord(&dec.msg, o), flow: f}
+			d.done = func(ok bool) {
+				if ok && remaining.Add(-1) == 0 {
+					p.ack(c, off)
+				}
+			}
+			if err := r.enqueue(ctx, d); err != nil {
+				return // shutting down: the record stays in the spool
+			}
+		}
+	}
+}
+
+func (p *Pipeline) ack(c *spool.Cursor, off uint64) {
+	if err := c.Ack(off); err != nil {
+		p.log.Error("acknowledging spool record", "cursor", c.Name(), "offset", off, "error", err)
+	}
+}

@@ -1,0 +1,206 @@
+package ingest
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sluicehq/sluice/broker"
+)
+
+// A spooled record is one accepted message plus its routing decisions,
+// so a restart resumes every sink without re-running the rules:
+//
+//	version(1) qos(1) flags(1) received_at(varint unix nanos)
+//	topic client_id username content_type (uvarint length + bytes)
+//	user properties: count, then name/value pairs
+//	payload
+//	outputs: count, then rule sink topic key value err (strings), qos(1)
+//	flags(1: retain, key present, value present) mode(string)
+const recordVersion = 1
+
+// record is the decoded form of a spooled record.
+type record struct {
+	msg     broker.Message
+	outputs []Output
+}
+
+func appendBytes(b, s []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// appendRecord encodes m and outs onto b.
+func appendRecord(b []byte, m *broker.Message, outs []Output) []byte {
+	var flags byte
+	if m.Retain {
+		flags |= 1
+	}
+	b = append(b, recordVersion, m.QoS, flags)
+	b = binary.AppendVarint(b, m.ReceivedAt.UnixNano())
+	b = appendString(b, m.Topic)
+	b = appendString(b, m.ClientID)
+	b = appendString(b, m.Username)
+	b = appendString(b, m.ContentType)
+	b = binary.AppendUvarint(b, uint64(len(m.UserProperties)))
+	for _, p := range m.UserProperties {
+		b = appendString(b, p.Name)
+		b = appendString(b, p.Value)
+	}
+	b = appendBytes(b, m.Payload)
+	b = binary.AppendUvarint(b, uint64(len(outs)))
+	for i := range outs {
+		o := &outs[i]
+		b = appendString(b, o.Rule)
+		b = appendString(b, o.Sink)
+		b = appendString(b, o.Topic)
+		b = appendBytes(b, o.Key)
+		b = appendBytes(b, o.Value)
+		b = appendString(b, o.Err)
+		var of byte
+		if o.Retain {
+			of |= 1
+		}
+		if o.Key != nil {
+			of |= 2
+		}
+		if o.Value != nil {
+			of |= 4
+		}
+		b = append(b, o.QoS, of)
+		b = appendString(b, string(o.Mode))
+	}
+	return b
+}
+
+var errShortRecord = errors.New("record truncated")
+
+type recordReader struct {
+	b   []byte
+	err error
+}
+
+func (r *recordReader) byte() byte {
+	if r.err != nil || len(r.b) < 1 {
+		r.err = errShortRecord
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+func (r *recordReader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errShortRecord
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *recordReader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = errShortRecord
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// bytes returns a slice aliasing the record; callers copy if they keep it
+// past the record's lifetime.
+func (r *recordReader) bytes() []byte {
+	n := r.uvarint()
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(len(r.b)) {
+		r.err = errShortRecord
+		return nil
+	}
+	s := r.b[:n:n]
+	r.b = r.b[n:]
+	return s
+}
+
+func (r *recordReader) string() string { return string(r.bytes()) }
+
+// count reads a collection length, rejecting counts the remaining bytes
+// cannot possibly hold (each element takes at least min bytes).
+func (r *recordReader) count(min int) int {
+	n := r.uvarint()
+	if r.err == nil && n > uint64(len(r.b)/min) {
+		r.err = errShortRecord
+		return 0
+	}
+	return int(n)
+}
+
+// decodeRecord decodes a spooled record. The result does not alias b.
+func decodeRecord(b []byte) (*record, error) {
+	r := recordReader{b: b}
+	if v := r.byte(); r.err == nil && v != recordVersion {
+		return nil, fmt.Errorf("decoding spooled record: unknown version %d", v)
+	}
+	rec := &record{}
+	m := &rec.msg
+	m.QoS = r.byte()
+	flags := r.byte()
+	m.Retain = flags&1 != 0
+	m.ReceivedAt = time.Unix(0, r.varint())
+	m.Topic = r.string()
+	m.ClientID = r.string()
+	m.Username = r.string()
+	m.ContentType = r.string()
+	if n := r.count(2); n > 0 {
+		m.UserProperties = make([]broker.UserProperty, n)
+		for i := range m.UserProperties {
+			m.UserProperties[i] = broker.UserProperty{Name: r.string(), Value: r.string()}
+		}
+	}
+	m.Payload = append([]byte(nil), r.bytes()...)
+	if n := r.count(9); n > 0 {
+		rec.outputs = make([]Output, n)
+		for i := range rec.outputs {
+			o := &rec.outputs[i]
+			o.Rule = r.string()
+			o.Sink = r.string()
+			o.Topic = r.string()
+			key := r.bytes()
+			val := r.bytes()
+			o.Err = r.string()
+			o.QoS = r.byte()
+			of := r.byte()
+			o.Retain = of&1 != 0
+			if of&2 != 0 {
+				o.Key = append([]byte{}, key...)
+			}
+			if of&4 != 0 {
+				o.Value = append([]byte{}, val...)
+			}
+			o.Mode = Mode(r.string())
+		}
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("decoding spooled record: %w", r.err)
+	}
+	if len(r.b) != 0 {
+		return nil, fmt.Errorf("decoding spooled record: %d trailing bytes", len(r.b))
+	}
+	return rec, nil
+}
