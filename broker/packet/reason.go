@@ -74,4 +74,5 @@ type Error struct {
 	Msg  string
 }
 
+// Error returns the message prefixed with "mqtt: ".
 func (e *Error) Error() string { return "mqtt: " + e.Msg }
