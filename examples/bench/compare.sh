@@ -46,7 +46,7 @@ cleanup() {
 		wait "$pid" 2>/dev/null || true
 	done
 	if [ -n "${KEEP:-}" ]; then
-		mkdir -p "$KEEP" && cp -r "$work"/. "$KEEP"/
+		mkdir -p "$KEEP" && find "$work" -maxdepth 1 -type f ! -name sluice -exec cp {} "$KEEP"/ \;
 		echo "raw results kept in $KEEP" >&2
 	fi
 	rm -rf "$work"

@@ -137,9 +137,9 @@ func runSuite(t *testing.T, tg target, unboundedQueues bool) {
 		var subErr error
 		var wg sync.WaitGroup
 		wg.Go(func() {
-			sub, subErr = benchJSON(t, tg, "sub", "-clients", "2", "-qos", "1", "-topic", "solo/#", "-duration", "3s")
+			sub, subErr = benchJSON(t, tg, "sub", "-clients", "2", "-qos", "1", "-topic", "solo/#", "-duration", "4s")
 		})
-		time.Sleep(700 * time.Millisecond) // let the subscribers subscribe
+		time.Sleep(time.Second) // let the subscribers subscribe
 		pub := runBench(t, tg, "pub", "-clients", "2", "-qos", "1", "-topic", "solo/%i", "-rate", "200", "-duration", "1s")
 		wg.Wait()
 		if subErr != nil {
