@@ -25,7 +25,12 @@ func TestMain(m *testing.M) {
 	if !set {
 		_ = flag.Set("test.parallel", "32")
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if msg := checkCoverage(); msg != "" {
+		fmt.Fprintln(os.Stderr, "FAIL:", msg)
+		code = 1
+	}
+	os.Exit(code)
 }
 
 // target is one kind of broker the suite runs against.
@@ -81,6 +86,7 @@ func forEachBroker(t *testing.T, fn func(t *testing.T, tg *target)) {
 // target are skipped with their reason.
 func (tg *target) run(t *testing.T, name string, fn func(t *testing.T, tg *target)) {
 	t.Helper()
+	record(t, name)
 	t.Run(name, func(t *testing.T) {
 		if reason, ok := tg.deviations[name]; ok {
 			t.Skipf("%s deviates: %s", tg.name, reason)

@@ -101,7 +101,11 @@ func TestMalformed(t *testing.T) {
 				expectNoAccept(t, c)
 			})
 
-			tg.run(t, "MQTT-1.5.3-1 MQTT-1.5.4-1 MQTT-3.1.3-4 ("+v.name+") ill-formed UTF-8 client id closes the connection", func(t *testing.T, tg *target) {
+			utf8ID := "MQTT-1.5.3-1 MQTT-3.1.3-4"
+			if v.version == packet.Version5 {
+				utf8ID = "MQTT-1.5.4-1 MQTT-3.1.3-4"
+			}
+			tg.run(t, utf8ID+" ("+v.name+") ill-formed UTF-8 client id closes the connection", func(t *testing.T, tg *target) {
 				s := tg.start(t, opts{})
 				c := mqtttest.Dial(t, s.addr, v.version)
 				c.SendRaw(v.connect("id\xff"))

@@ -33,6 +33,7 @@ func TestSlowReader(t *testing.T) {
 	for _, tg := range targets(t) {
 		t.Run(tg.name, func(t *testing.T) {
 			name := "§4.13 MQTT-4.5.0-1 a stalled subscriber neither blocks other subscribers nor grows broker memory without bound"
+			record(t, name)
 			t.Run(name, func(t *testing.T) {
 				if reason, ok := tg.deviations[name]; ok {
 					t.Skipf("%s deviates: %s", tg.name, reason)
