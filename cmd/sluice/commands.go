@@ -62,11 +62,17 @@ func cmdRun(args []string, stderr io.Writer, environ []string) int {
 	defer stop()
 	// Once the first signal arrives, restore the default handling so that
 	// a second one terminates the process even if shutdown hangs.
+	hooked := make(chan struct{})
 	unhook := context.AfterFunc(ctx, func() {
+		defer close(hooked)
 		stop()
 		log.Info("shutting down; signal again to force exit")
 	})
-	defer unhook()
+	defer func() {
+		if !unhook() {
+			<-hooked // let the shutdown line come before the last one
+		}
+	}()
 
 	reg := prometheus.NewRegistry()
 	srv, err := broker.New(cfg.Broker, broker.Options{Logger: log.With("component", "broker"), Registerer: reg})
@@ -90,6 +96,9 @@ func cmdRun(args []string, stderr io.Writer, environ []string) int {
 	if err := srv.Serve(ctx); err != nil {
 		log.Error("serving", "err", err)
 		return 1
+	}
+	if !unhook() {
+		<-hooked
 	}
 	log.Info("stopped")
 	return 0

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -60,9 +61,10 @@ func cleanEnv() []string {
 
 // logLine is the part of a JSON log record the test reads.
 type logLine struct {
-	Level   string `json:"level"`
-	Msg     string `json:"msg"`
-	Address string `json:"address"`
+	Level     string `json:"level"`
+	Msg       string `json:"msg"`
+	Address   string `json:"address"`
+	Component string `json:"component"`
 }
 
 // TestEndToEnd builds the binary, runs it on a free port, passes a message
@@ -99,7 +101,8 @@ broker:
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
+	var exitErr error
+	exited := make(chan struct{}) // closed once srv has exited; then exitErr is set
 	lines := make(chan logLine, 256)
 	readerDone := make(chan struct{})
 	go func() {
@@ -120,7 +123,8 @@ broker:
 	}()
 	go func() {
 		<-readerDone // Wait closes the pipe: read it to the end first
-		exited <- srv.Wait()
+		exitErr = srv.Wait()
+		close(exited)
 	}()
 	t.Cleanup(func() {
 		select {
@@ -184,23 +188,25 @@ wait:
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("sluice exited with %v after SIGTERM, want exit status 0", err)
+	case <-exited:
+		if exitErr != nil {
+			t.Fatalf("sluice exited with %v after SIGTERM, want exit status 0", exitErr)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("sluice did not exit within 5s of SIGTERM")
 	}
 	t.Logf("clean exit %v after SIGTERM", time.Since(start).Round(time.Millisecond))
-	var stopped bool
+	var tail []string
 	for l := range lines {
-		stopped = stopped || l.Msg == "stopped"
 		if l.Level == "ERROR" || l.Level == "RAW" {
 			t.Errorf("unexpected log line: %+v", l)
 		}
+		if l.Level == "INFO" && l.Component == "" { // cmd's own lines
+			tail = append(tail, l.Msg)
+		}
 	}
-	if !stopped {
-		t.Error(`no "stopped" log line`)
+	if want := []string{"shutting down; signal again to force exit", "stopped"}; !slices.Equal(tail, want) {
+		t.Errorf("info lines after the message went through: %q, want %q", tail, want)
 	}
 }
 
