@@ -29,6 +29,7 @@ type client struct {
 	dead    atomic.Bool // the connection failed; stop using it
 
 	receiveMax int           // broker's receive maximum (v5), else 65535
+	keepAlive  time.Duration // as asked, or the v5 broker's Server Keep Alive
 	subacked   chan byte     // first SUBACK code, buffered 1
 	kick       chan struct{} // buffered 1: the publisher waits for acks, read now
 	errs       *errorLog     // shared
@@ -114,6 +115,10 @@ func (c *client) handshake(o *dialOptions, clientID string) error {
 	}
 	if c.version == packet.Version5 && ack.Props.Has(packet.PropReceiveMaximum) && ack.Props.ReceiveMaximum > 0 {
 		c.receiveMax = int(ack.Props.ReceiveMaximum)
+	}
+	c.keepAlive = o.keepAlive
+	if c.version == packet.Version5 && ack.Props.Has(packet.PropServerKeepAlive) {
+		c.keepAlive = time.Duration(ack.Props.ServerKeepAlive) * time.Second
 	}
 	if err := c.nc.SetDeadline(time.Time{}); err != nil {
 		return fmt.Errorf("clearing handshake deadline: %w", err)

@@ -146,13 +146,21 @@ func (r *runner) closeAll(groups ...[]*client) {
 	r.readers.Wait()
 }
 
-// pinger sends PINGREQ on idle connections every half keep alive until
-// stop is closed.
+// pinger sends PINGREQ on idle connections every half keep alive (the
+// shortest any connection has) until stop is closed.
 func (r *runner) pinger(stop <-chan struct{}, groups ...[]*client) {
-	if r.cfg.keepAlive == 0 {
+	var ka time.Duration
+	for _, g := range groups {
+		for _, c := range g {
+			if c != nil && c.keepAlive > 0 && (ka == 0 || c.keepAlive < ka) {
+				ka = c.keepAlive
+			}
+		}
+	}
+	if ka == 0 {
 		return
 	}
-	t := time.NewTicker(r.cfg.keepAlive / 2)
+	t := time.NewTicker(ka / 2)
 	defer t.Stop()
 	for {
 		select {

@@ -152,6 +152,14 @@ func runSuite(t *testing.T, tg target, unboundedQueues bool) {
 		}
 	})
 
+	t.Run("idle connections are kept alive", func(t *testing.T) {
+		// Brokers drop a client silent for 1.5 x keep alive: 1.5 s here.
+		for _, v := range []string{"3", "5"} {
+			s := runBench(t, tg, "conn", "-clients", "20", "-keepalive", "1s", "-duration", "2500ms", "-v", v)
+			checkClean(t, s)
+		}
+	})
+
 	t.Run("conn", func(t *testing.T) {
 		args := []string{"conn", "-clients", "300", "-duration", "1s", "-connrate", "2000"}
 		if tg.pid > 0 {
