@@ -57,6 +57,11 @@ func cmdRun(args []string, stderr io.Writer, environ []string) int {
 		return 1
 	}
 	log := newLogger(cfg.Log, stderr)
+	source := *path
+	if source == "" {
+		source = defaultFileName + " (built in)"
+	}
+	log.Info("starting", "version", versionString(), "config", source)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
