@@ -239,7 +239,7 @@ func TestQoS(t *testing.T) {
 			sub := newV3(t, s, uniq("sub"), nil)
 			sub.sub(t, "ord/#", 2)
 			pub := newV3(t, s, uniq("pub"), nil)
-			const n = 200
+			const n = 100
 			for qos := byte(0); qos <= 2; qos++ {
 				// Windows of 16 in flight: mosquitto silently drops inbound
 				// QoS 2 beyond its inflight limit (20) from 3.1.1 clients.

@@ -113,6 +113,16 @@ func slowReader(t *testing.T, tg *target) {
 	start := time.Now()
 	for i := 0; i < n; i++ {
 		window <- struct{}{}
+		// Keep the healthy subscriber within 16 messages (1 MiB) of the
+		// publisher: it reads as fast as it can, so a longer lag means the
+		// broker is holding its messages back.
+		lagDeadline := time.Now().Add(10 * time.Second)
+		for received.Load() < int64(i)-16 {
+			if time.Now().After(lagDeadline) {
+				t.Fatalf("healthy subscriber stuck at %d of %d messages while another subscriber stalls", received.Load(), i)
+			}
+			time.Sleep(time.Millisecond)
+		}
 		b, err := packet.Append(nil, &packet.Publish{Topic: []byte("flood/x"), QoS: 1, PacketID: uint16(i%60000 + 1), Payload: payload}, packet.Version311)
 		if err != nil {
 			t.Fatal(err)
