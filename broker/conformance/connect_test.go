@@ -160,6 +160,13 @@ func TestConnect(t *testing.T) {
 			})
 		}
 
+		tg.run(t, "MQTT-3.1.2-22 §4.13 (5.0) keepalive timeout sends DISCONNECT 0x8D before the close", func(t *testing.T, tg *target) {
+			s := tg.start(t, opts{})
+			c := mqtttest.Dial(t, s.addr, packet.Version5)
+			c.Connect(&packet.Connect{ClientID: []byte(uniq("c")), CleanStart: true, KeepAlive: 1})
+			expectDisconnect(t, c, packet.KeepAliveTimeout)
+		})
+
 		tg.run(t, "MQTT-3.1.2-1 (3.1.1) unknown protocol name is not accepted", func(t *testing.T, tg *target) {
 			s := tg.start(t, opts{})
 			c := mqtttest.Dial(t, s.addr, packet.Version311)

@@ -7,6 +7,7 @@ package conformance
 var mosquittoDeviations = map[string]string{
 	"MQTT-3.1.2-24 (3.1.1) silent client is closed after 1.5x keepalive":                                         keepaliveTimer,
 	"MQTT-3.1.2-22 (5.0) silent client is closed after 1.5x keepalive":                                           keepaliveTimer,
+	"MQTT-3.1.2-22 §4.13 (5.0) keepalive timeout sends DISCONNECT 0x8D before the close":                         keepaliveTimer,
 	"§3.3.1.3 (5.0) a new shared subscription gets no retained messages":                                         "mosquitto sends retained messages to a new shared subscription; the spec sends them for new non-shared subscriptions only",
 	"MQTT-3.1.4-3 (5.0) session takeover sends DISCONNECT 0x8E to the existing connection":                       "mosquitto 2.0.11 closes the taken-over connection without sending DISCONNECT 0x8E",
 	"MQTT-4.8.2-1 MQTT-4.8.2-2 (5.0) invalid shared filter $share/g is refused":                                  "mosquitto grants $share/g as an ordinary (non-shared) filter",
