@@ -1,0 +1,476 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+	"unicode/utf16"
+	"unicode/utf8"
+	"unsafe"
+
+	"github.com/sluicehq/sluice/ingest"
+)
+
+// DecodeJSON decodes a JSON payload into the values rules expect:
+// map[string]any, []any, string, float64, bool and nil, exactly as
+// encoding/json.Unmarshal into an `any` does (fuzzed against it), about
+// three times faster. Strings without escapes are not copied: they alias
+// b, which must therefore not be modified afterwards (MQTT payloads are
+// immutable once the broker hands them over). The pipeline may use it for
+// its decode-once step.
+func DecodeJSON(b []byte) (any, error) {
+	d, _ := decoders.Get().(*jsonDecoder)
+	if d == nil {
+		d = &jsonDecoder{}
+	}
+	d.b, d.i, d.depth = b, 0, 0
+	v, err := d.value()
+	if err == nil {
+		d.ws()
+		if d.i < len(b) {
+			err = d.errorf("invalid character %q after top-level value", b[d.i])
+		}
+	}
+	d.b = nil
+	decoders.Put(d)
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// decoders pools decoders for their scratch stacks.
+var decoders sync.Pool
+
+// maxDepth bounds nesting, as encoding/json does.
+const maxDepth = 10000
+
+var errEnd = errors.New("unexpected end of JSON input")
+
+// jsonDecoder holds the input and scratch stacks shared by nested values: an
+// object's members (an array's elements) are collected on the stack and
+// copied into a map (slice) of the exact size at the end.
+type jsonDecoder struct {
+	b     []byte
+	i     int
+	depth int
+	kvs   []kv
+	vals  []any
+	buf   []byte
+}
+
+type kv struct {
+	k string
+	v any
+}
+
+func (d *jsonDecoder) errorf(format string, args ...any) error {
+	return fmt.Errorf("%s at offset %d", fmt.Sprintf(format, args...), d.i)
+}
+
+func (d *jsonDecoder) ws() {
+	for d.i < len(d.b) {
+		switch d.b[d.i] {
+		case ' ', '\t', '\n', '\r':
+			d.i++
+		default:
+			return
+		}
+	}
+}
+
+func (d *jsonDecoder) value() (any, error) {
+	d.ws()
+	if d.i >= len(d.b) {
+		return nil, errEnd
+	}
+	switch c := d.b[d.i]; {
+	case c == '{':
+		return d.object()
+	case c == '[':
+		return d.array()
+	case c == '"':
+		return d.str()
+	case c == '-' || c >= '0' && c <= '9':
+		return d.number()
+	case c == 't':
+		return true, d.literal("true")
+	case c == 'f':
+		return false, d.literal("false")
+	case c == 'n':
+		return nil, d.literal("null")
+	default:
+		return nil, d.errorf("invalid character %q looking for beginning of value", c)
+	}
+}
+
+func (d *jsonDecoder) literal(lit string) error {
+	if len(d.b)-d.i < len(lit) {
+		if string(d.b[d.i:]) == lit[:len(d.b)-d.i] {
+			return errEnd
+		}
+	} else if string(d.b[d.i:d.i+len(lit)]) == lit {
+		d.i += len(lit)
+		return nil
+	}
+	return d.errorf("invalid literal (want %s)", lit)
+}
+
+func (d *jsonDecoder) enter() error {
+	if d.depth++; d.depth > maxDepth {
+		return d.errorf("exceeded max depth")
+	}
+	return nil
+}
+
+func (d *jsonDecoder) object() (any, error) {
+	if err := d.enter(); err != nil {
+		return nil, err
+	}
+	d.i++ // '{'
+	base := len(d.kvs)
+	defer func() {
+		clear(d.kvs[base:])
+		d.kvs = d.kvs[:base]
+	}()
+	d.ws()
+	if d.i < len(d.b) && d.b[d.i] == '}' {
+		d.i++
+		d.depth--
+		return map[string]any{}, nil
+	}
+	for {
+		d.ws()
+		if d.i >= len(d.b) {
+			return nil, errEnd
+		}
+		if d.b[d.i] != '"' {
+			return nil, d.errorf("invalid character %q looking for beginning of object key string", d.b[d.i])
+		}
+		k, err := d.str()
+		if err != nil {
+			return nil, err
+		}
+		d.ws()
+		if d.i >= len(d.b) {
+			return nil, errEnd
+		}
+		if d.b[d.i] != ':' {
+			return nil, d.errorf("invalid character %q after object key", d.b[d.i])
+		}
+		d.i++
+		v, err := d.value()
+		if err != nil {
+			return nil, err
+		}
+		d.kvs = append(d.kvs, kv{k, v})
+		d.ws()
+		if d.i >= len(d.b) {
+			return nil, errEnd
+		}
+		switch d.b[d.i] {
+		case ',':
+			d.i++
+			continue
+		case '}':
+			d.i++
+			d.depth--
+			m := make(map[string]any, len(d.kvs)-base)
+			for _, e := range d.kvs[base:] {
+				m[e.k] = e.v
+			}
+			return m, nil
+		}
+		return nil, d.errorf("invalid character %q after object key:value pair", d.b[d.i])
+	}
+}
+
+func (d *jsonDecoder) array() (any, error) {
+	if err := d.enter(); err != nil {
+		return nil, err
+	}
+	d.i++ // '['
+	base := len(d.vals)
+	defer func() {
+		clear(d.vals[base:])
+		d.vals = d.vals[:base]
+	}()
+	d.ws()
+	if d.i < len(d.b) && d.b[d.i] == ']' {
+		d.i++
+		d.depth--
+		return []any{}, nil
+	}
+	for {
+		v, err := d.value()
+		if err != nil {
+			return nil, err
+		}
+		d.vals = append(d.vals, v)
+		d.ws()
+		if d.i >= len(d.b) {
+			return nil, errEnd
+		}
+		switch d.b[d.i] {
+		case ',':
+			d.i++
+			continue
+		case ']':
+			d.i++
+			d.depth--
+			return append([]any(nil), d.vals[base:]...), nil
+		}
+		return nil, d.errorf("invalid character %q after array element", d.b[d.i])
+	}
+}
+
+// number scans a JSON number; integers of up to 15 digits are converted
+// directly, others by strconv.ParseFloat.
+func (d *jsonDecoder) number() (any, error) {
+	b, start := d.b, d.i
+	i := start
+	neg := b[i] == '-'
+	if neg {
+		i++
+	}
+	if i >= len(b) {
+		d.i = i
+		return nil, errEnd
+	}
+	intStart := i
+	switch {
+	case b[i] == '0':
+		i++
+	case b[i] >= '1' && b[i] <= '9':
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	default:
+		d.i = i
+		return nil, d.errorf("invalid character %q in numeric literal", b[i])
+	}
+	simple := i-intStart <= 15
+	if i < len(b) && b[i] == '.' {
+		simple = false
+		i++
+		if i >= len(b) {
+			d.i = i
+			return nil, errEnd
+		}
+		if b[i] < '0' || b[i] > '9' {
+			d.i = i
+			return nil, d.errorf("invalid character %q after decimal point in numeric literal", b[i])
+		}
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		simple = false
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= len(b) {
+			d.i = i
+			return nil, errEnd
+		}
+		if b[i] < '0' || b[i] > '9' {
+			d.i = i
+			return nil, d.errorf("invalid character %q in exponent of numeric literal", b[i])
+		}
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			i++
+		}
+	}
+	d.i = i
+	if simple {
+		var n int64
+		for _, c := range b[intStart:i] {
+			n = n*10 + int64(c-'0')
+		}
+		if neg {
+			if n == 0 {
+				return math.Copysign(0, -1), nil
+			}
+			n = -n
+		}
+		return float64(n), nil
+	}
+	f, err := strconv.ParseFloat(unsafe.String(&b[start], i-start), 64)
+	if err != nil {
+		return nil, fmt.Errorf("number %s out of range at offset %d", b[start:i], start)
+	}
+	return f, nil
+}
+
+// str scans a string starting at its opening quote.
+func (d *jsonDecoder) str() (string, error) {
+	b := d.b
+	start := d.i + 1
+	i := start
+	ascii := true
+	for i < len(b) {
+		c := b[i]
+		switch {
+		case c == '"':
+			d.i = i + 1
+			s := b[start:i]
+			if len(s) == 0 {
+				return "", nil
+			}
+			if !ascii && !utf8.Valid(s) {
+				return d.unquote(start)
+			}
+			return unsafe.String(&s[0], len(s)), nil
+		case c == '\\':
+			return d.unquote(start)
+		case c < 0x20:
+			d.i = i
+			return "", d.errorf("invalid character %q in string literal", c)
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+		i++
+	}
+	d.i = i
+	return "", errEnd
+}
+
+// unquote decodes a string with escapes or invalid UTF-8 (replaced by
+// U+FFFD, as encoding/json does) into a new string.
+func (d *jsonDecoder) unquote(start int) (string, error) {
+	b := d.b
+	out := d.buf[:0]
+	i := start
+	for {
+		if i >= len(b) {
+			d.i = i
+			return "", errEnd
+		}
+		c := b[i]
+		switch {
+		case c == '"':
+			d.i = i + 1
+			d.buf = out
+			return string(out), nil
+		case c < 0x20:
+			d.i = i
+			return "", d.errorf("invalid character %q in string literal", c)
+		case c == '\\':
+			i++
+			if i >= len(b) {
+				d.i = i
+				return "", errEnd
+			}
+			switch e := b[i]; e {
+			case '"', '\\', '/':
+				out = append(out, e)
+			case 'b':
+				out = append(out, '\b')
+			case 'f':
+				out = append(out, '\f')
+			case 'n':
+				out = append(out, '\n')
+			case 'r':
+				out = append(out, '\r')
+			case 't':
+				out = append(out, '\t')
+			case 'u':
+				r, ok := hex4(b, i+1)
+				if !ok {
+					d.i = i
+					return "", d.invalidU(b, i+1)
+				}
+				i += 4
+				if utf16.IsSurrogate(r) {
+					r2, ok2 := rune(-1), false
+					if i+6 < len(b) && b[i+1] == '\\' && b[i+2] == 'u' {
+						r2, ok2 = hex4(b, i+3)
+					}
+					if dec := utf16.DecodeRune(r, r2); ok2 && dec != utf8.RuneError {
+						r = dec
+						i += 6
+					} else {
+						r = utf8.RuneError
+					}
+				}
+				out = utf8.AppendRune(out, r)
+			default:
+				d.i = i
+				return "", d.errorf("invalid character %q in string escape code", e)
+			}
+			i++
+		case c < utf8.RuneSelf:
+			out = append(out, c)
+			i++
+		default:
+			r, size := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && size == 1 {
+				out = utf8.AppendRune(out, utf8.RuneError)
+			} else {
+				out = append(out, b[i:i+size]...)
+			}
+			i += size
+		}
+	}
+}
+
+// invalidU reports a bad \u escape: the end of input or a non-hex digit.
+func (d *jsonDecoder) invalidU(b []byte, i int) error {
+	for j := i; j < i+4; j++ {
+		if j >= len(b) {
+			return errEnd
+		}
+		if _, ok := hexVal(b[j]); !ok {
+			d.i = j
+			return d.errorf("invalid character %q in \\u hexadecimal character escape", b[j])
+		}
+	}
+	return d.errorf("invalid \\u escape")
+}
+
+// hex4 reads four hex digits at b[i:].
+func hex4(b []byte, i int) (rune, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[i : i+4] {
+		v, ok := hexVal(c)
+		if !ok {
+			return 0, false
+		}
+		r = r<<4 | v
+	}
+	return r, true
+}
+
+func hexVal(c byte) (rune, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return rune(c - '0'), true
+	case c >= 'a' && c <= 'f':
+		return rune(c - 'a' + 10), true
+	case c >= 'A' && c <= 'F':
+		return rune(c - 'A' + 10), true
+	}
+	return 0, false
+}
+
+// JSONDecoder is an ingest.Decoder using DecodeJSON; cmd passes it as the
+// pipeline's Decoder.
+type JSONDecoder struct{}
+
+var _ ingest.Decoder = JSONDecoder{}
+
+// Decode implements ingest.Decoder.
+func (JSONDecoder) Decode(_ string, payload []byte) (any, error) {
+	v, err := DecodeJSON(payload)
+	if err != nil {
+		return nil, fmt.Errorf("decoding JSON payload: %w", err)
+	}
+	return v, nil
+}

@@ -1,0 +1,53 @@
+package rules
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+)
+
+var jsonSeeds = []string{
+	`{"a":1,"b":[true,false,null],"c":{"d":"e"}}`, `[]`, `{}`, `""`, `"a\"b\\c\/d\b\f\n\r\t"`,
+	`"\u00e9\u4e2d\ud83d\ude00"`, `"\ud800"`, `"\ud800\u0041"`, `"\udc00\ud800"`, "\"\xff\xfe\"", "\"é中\"",
+	`0`, `-0`, `1.5e3`, `-12.25E-2`, `123456789012345`, `1234567890123456789`, `1e400`, `01`, `1.`, `.5`,
+	`-`, `1e`, `1e+`, `tru`, `nul`, `nulll`, `[1,]`, `{"a":1,}`, `{"a"}`, `{"a":}`, `[1 2]`, ` [ 1 , 2 ] `,
+	`{"a":1}x`, "\"a\x01\"", `"\x"`, `"\u12"`, `"\u12g4"`, `{"a":1,"a":2}`, `[[[[[]]]]]`, `{1:2}`, ``, ` `,
+	benchStr,
+}
+
+const benchStr = `{"device":"press-07","site":"berlin","line":3,"temp":85.25,"vibration":{"x":0.012},"alarms":[]}`
+
+func FuzzDecodeJSON(f *testing.F) {
+	for _, s := range jsonSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := DecodeJSON(b)
+		var want any
+		wantErr := json.Unmarshal(b, &want)
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("DecodeJSON(%q) error %v, encoding/json error %v", b, err, wantErr)
+		}
+		if err == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("DecodeJSON(%q) = %#v, encoding/json = %#v", b, got, want)
+		}
+	})
+}
+
+func TestDecodeJSONErrors(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{``, "unexpected end of JSON input"},
+		{`{"a":1}x`, `invalid character 'x' after top-level value at offset 7`},
+		{`[1,]`, `invalid character ']' looking for beginning of value at offset 3`},
+		{`1e400`, `number 1e400 out of range at offset 0`},
+		{`{"a" 1}`, `invalid character '1' after object key at offset 5`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			_, err := DecodeJSON([]byte(tt.in))
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("error %v, want %s", err, tt.want)
+			}
+		})
+	}
+}
