@@ -114,6 +114,9 @@ func (c *conn) waitQuota(rm int) error {
 // handlePublish processes a PUBLISH from the client.
 func (c *conn) handlePublish(p *packet.Publish) error {
 	v5 := c.version == packet.Version5
+	if v5 && len(p.Props.SubscriptionIDs) > 0 {
+		return protoErr(packet.ProtocolError, "subscription identifier in PUBLISH from a client")
+	}
 	var aliasTopic string
 	var alias uint16
 	if v5 && p.Props.Has(packet.PropTopicAlias) {

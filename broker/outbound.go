@@ -20,6 +20,7 @@ type outState struct {
 	closed     bool   // no more packets are accepted
 	closeAfter bool   // the writer closes the socket once buf is written
 	dead       bool   // writing failed or was abandoned: discard buf
+	finished   bool   // the writer closed the socket: no writer starts again
 	aliases    map[string]uint16
 }
 
@@ -44,7 +45,7 @@ func putBuf(b []byte) {
 // startWriterLocked starts the writer goroutine if there is work for it.
 // c.outMu must be held.
 func (c *conn) startWriterLocked() {
-	if c.out.writing || (len(c.out.buf) == 0 && !c.out.closeAfter) {
+	if c.out.writing || c.out.finished || (len(c.out.buf) == 0 && !c.out.closeAfter) {
 		return
 	}
 	c.out.writing = true
@@ -69,6 +70,7 @@ func (c *conn) writeLoop() {
 		if len(c.out.buf) == 0 || c.out.dead {
 			c.out.writing = false
 			closing := c.out.closeAfter
+			c.out.finished = closing
 			putBuf(c.out.buf)
 			putBuf(c.out.spare)
 			c.out.buf, c.out.spare = nil, nil
