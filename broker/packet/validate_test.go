@@ -197,3 +197,23 @@ func TestValidationAccepts(t *testing.T) {
 		})
 	}
 }
+
+// TestBOMKept: a leading 0xEF 0xBB 0xBF is U+FEFF and MUST NOT be skipped
+// or stripped by the receiver [MQTT-1.5.4-3].
+func TestBOMKept(t *testing.T) {
+	for _, version := range []byte{Version311, Version5} {
+		t.Run(vname(version), func(t *testing.T) {
+			in := raw(0x30, str("\xef\xbb\xbfa/b"))
+			if version == Version5 {
+				in = raw(0x30, str("\xef\xbb\xbfa/b"), props())
+			}
+			p, err := Decode(in, version)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := string(p.(*Publish).Topic); got != "\ufeffa/b" {
+				t.Fatalf("topic %q, want the BOM kept", got)
+			}
+		})
+	}
+}

@@ -236,7 +236,9 @@ func ValidString(b []byte) bool { return len(b) <= 65535 && checkString(b) == ni
 // ValidTopicName reports whether b is a valid topic name for PUBLISH: a
 // valid string of at least one byte without the wildcards '+' and '#'
 // [MQTT-3.3.2-2, MQTT-4.7.3-1].
-func ValidTopicName(b []byte) bool { return len(b) > 0 && checkTopicName(b) == nil }
+func ValidTopicName(b []byte) bool {
+	return len(b) > 0 && len(b) <= 65535 && checkTopicName(b) == nil
+}
 
 var errWildcardTopic = &Error{Code: TopicNameInvalid, Msg: "MQTT-3.3.2-2 topic name contains a wildcard"}
 
