@@ -3,6 +3,7 @@ package rules
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/sluicehq/sluice/broker/topic"
@@ -41,4 +42,23 @@ func TestIndexMatchesReference(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzIndex checks the trie against topic.Match for one filter and name.
+func FuzzIndex(f *testing.F) {
+	for _, s := range [][2]string{{"a/+/c", "a/b/c"}, {"#", "$SYS/x"}, {"a/#", "a"}, {"+/+", "/"}, {"a//b", "a//b"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, filter, name string) {
+		if !topic.ValidFilter([]byte(filter)) || !topic.ValidName([]byte(name)) || strings.HasPrefix(filter, topic.SharePrefix) {
+			return
+		}
+		var x index
+		x.add(filter, 0)
+		x.add("unrelated/+/filter", 1)
+		got := len(x.match(name, nil)) > 0 && x.match(name, nil)[0] == 0
+		if want := topic.Match(filter, name); got != want {
+			t.Fatalf("index match(%q, %q) = %v, topic.Match = %v", filter, name, got, want)
+		}
+	})
 }
