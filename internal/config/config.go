@@ -129,9 +129,8 @@ func Load(sections []Section, src Sources) error {
 		var created []string
 		v, path, err := setIn(k.Get(sec), ev.segs[1:], ev.value, sec, &created)
 		if err != nil {
-			e := err.(*Error)
-			e.Source = "env " + ev.name
-			errs = append(errs, e)
+			err.Source = "env " + ev.name
+			errs = append(errs, err)
 			continue
 		}
 		if err := k.Set(sec, v); err != nil {

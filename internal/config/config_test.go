@@ -346,6 +346,11 @@ log:
 			want: []string{"broker.max_packet_size: duplicate key (first set at line 2) (sluice.yaml:3)"},
 		},
 		{
+			name: "more than one document",
+			file: "broker: {}\n---\nlog: {}\n",
+			want: []string{"more than one YAML document (sluice.yaml:2)"},
+		},
+		{
 			name: "top level not a mapping",
 			file: "- broker\n",
 			want: []string{"top level must be a mapping of sections, got a list (sluice.yaml:1)"},

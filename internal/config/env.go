@@ -87,7 +87,7 @@ func compareSegs(a, b []string) int {
 // end (which appends). Missing mappings and lists are created, and their
 // paths added to created. A string standing where a mapping or list must
 // be (set by an earlier variable) is read as YAML.
-func setIn(cur any, segs []string, val any, path string, created *[]string) (any, string, error) {
+func setIn(cur any, segs []string, val any, path string, created *[]string) (any, string, *Error) {
 	if len(segs) == 0 {
 		return val, path, nil
 	}
