@@ -10,12 +10,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
-	"sort"
 	"syscall"
-
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/sluicehq/sluice/broker"
 )
 
 // newFlags returns a flag set for a command that writes its usage to
@@ -79,27 +74,13 @@ func cmdRun(args []string, stderr io.Writer, environ []string) int {
 		}
 	}()
 
-	reg := prometheus.NewRegistry()
-	srv, err := broker.New(cfg.Broker, broker.Options{Logger: log.With("component", "broker"), Registerer: reg})
+	a, err := newApp(cfg, log)
 	if err != nil {
-		log.Error("starting broker", "err", err)
+		log.Error("starting", "err", err)
 		return 1
 	}
-	if err := srv.Listen(); err != nil {
-		log.Error("starting broker", "err", err)
-		return 1
-	}
-	addrs := srv.Addrs()
-	names := make([]string, 0, len(addrs))
-	for name := range addrs {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		log.Info("mqtt listening", "listener", name, "address", addrs[name].String())
-	}
-	if err := srv.Serve(ctx); err != nil {
-		log.Error("serving", "err", err)
+	if err := a.run(ctx); err != nil {
+		log.Error("running", "err", err)
 		return 1
 	}
 	if !unhook() {

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/sluicehq/sluice/broker"
+	"github.com/sluicehq/sluice/ingest"
+	"github.com/sluicehq/sluice/internal/admin"
 	"github.com/sluicehq/sluice/internal/config"
 )
 
@@ -20,6 +22,10 @@ type Config struct {
 	Log LogConfig `koanf:"log"`
 	// Broker configures the embedded MQTT broker.
 	Broker broker.Config `koanf:"broker"`
+	// Ingest configures the pipeline: durability, spool, retries, batching.
+	Ingest ingest.Config `koanf:"ingest"`
+	// Admin configures the admin HTTP listener (metrics, probes, APIs).
+	Admin admin.Config `koanf:"admin"`
 }
 
 // defaultConfig returns every section's defaults.
@@ -27,6 +33,8 @@ func defaultConfig() Config {
 	return Config{
 		Log:    LogConfig{Level: "info", Format: "text"},
 		Broker: broker.DefaultConfig(),
+		Ingest: ingest.DefaultConfig(),
+		Admin:  admin.DefaultConfig(),
 	}
 }
 
@@ -36,6 +44,8 @@ func (c *Config) sections() []config.Section {
 	return []config.Section{
 		{Name: "log", Value: &c.Log},
 		{Name: "broker", Value: &c.Broker},
+		{Name: "ingest", Value: &c.Ingest},
+		{Name: "admin", Value: &c.Admin},
 	}
 }
 

@@ -91,6 +91,10 @@ broker:
     - name: e2e
       address: 127.0.0.1:0
       allow_anonymous: true
+ingest:
+  data_dir: `+filepath.Join(t.TempDir(), "data")+`
+admin:
+  address: 127.0.0.1:0
 `)
 	srv := exec.Command(bin, "run", "-c", cfg)
 	srv.Env = cleanEnv()
