@@ -375,6 +375,11 @@ func (v *preVisitor) Visit(n *ast.Node) {
 		}
 	case *ast.CallNode:
 		id, ok := x.Callee.(*ast.IdentifierNode)
+		if ok && id.Value == "match" && len(x.Arguments) == 2 {
+			if f, ok := x.Arguments[0].(*ast.StringNode); ok && !topic.ValidFilter([]byte(f.Value)) {
+				v.err = fmt.Sprintf("match: %q is not a valid MQTT topic filter", f.Value)
+			}
+		}
 		if !ok || id.Value != "level" {
 			return
 		}

@@ -63,6 +63,8 @@ func TestCompileErrors(t *testing.T) {
 				`rules.yaml:7: rule "r" to[2].republish.topic: required`}},
 		{"level arity", oneRule("  topics: [a]\n  when: level(1, 2) == \"x\"\n  to: [{sink: kafka}]\n"),
 			[]string{`rules.yaml:4: rule "r" when: level takes one argument (the 0-based level index), got 2`}},
+		{"match filter", oneRule("  topics: [a]\n  when: match(\"a/#/b\", topic)\n  to: [{sink: kafka}]\n"),
+			[]string{`rules.yaml:4: rule "r" when: match: "a/#/b" is not a valid MQTT topic filter`}},
 		{"names", "rules:\n- topics: [a]\n  to: [{sink: kafka}]\n- name: 'a b'\n  topics: [a]\n  to: [{sink: kafka}]\n- name: x\n  topics: [a]\n  to: [{sink: kafka}]\n- name: x\n  topics: [a]\n  to: [{sink: kafka}]\n",
 			[]string{`rules.yaml:2: name: required`,
 				`rules.yaml:4: rule "a b" name: "a b": use letters, digits, '-', '_' and '.'`,
