@@ -146,12 +146,12 @@ func TestConnect(t *testing.T) {
 				c := mqtttest.Dial(t, s.addr, v.version)
 				c.SendRaw(connectBytes("MQTT", v.version, flagClean, 1, uniq("c")))
 				readConnack(t, c)
-				for i := 0; i < 4; i++ {
-					sleep(700 * time.Millisecond)
+				for i := 0; i < 5; i++ {
+					sleep(500 * time.Millisecond)
 					c.SendRaw(frame(0xC0))
 					f, err := c.ReadFrame(wait)
 					if err != nil {
-						t.Fatalf("ping %d after %v: %v", i, time.Duration(i+1)*700*time.Millisecond, err)
+						t.Fatalf("ping %d after %v: %v", i, time.Duration(i+1)*500*time.Millisecond, err)
 					}
 					if string(f) != "\xd0\x00" {
 						t.Fatalf("ping %d: got % x, want PINGRESP d0 00", i, f)

@@ -122,8 +122,7 @@ func TestFlow(t *testing.T) {
 			p.Props.TopicAlias = 1
 			p.Props.Set(packet.PropTopicAlias)
 			c.Send(p)
-			c.Send(&packet.Disconnect{})
-			c.Close()
+			rawDisconnect(t, c)
 			c, _ = rawSession(t, s, packet.Version5, id, false)
 			p.Topic = nil
 			c.Send(p)

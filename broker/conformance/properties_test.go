@@ -63,8 +63,7 @@ func TestProperties(t *testing.T) {
 			id := uniq("sub")
 			c, _ := rawSession(t, s, packet.Version5, id, false)
 			rawSub(t, c, 1, "mx/x", 1)
-			c.Send(&packet.Disconnect{})
-			c.Close()
+			rawDisconnect(t, c)
 			pub := newV5(t, s, &paho.Connect{ClientID: uniq("pub"), CleanStart: true})
 			pub.pub(t, &paho.Publish{Topic: "mx/x", QoS: 1, Payload: []byte("x"), Properties: &paho.PublishProperties{MessageExpiry: u32(60)}})
 			sleep(1100 * time.Millisecond)
@@ -80,8 +79,7 @@ func TestProperties(t *testing.T) {
 			id := uniq("sub")
 			c, _ := rawSession(t, s, packet.Version5, id, false)
 			rawSub(t, c, 1, "mq/x", 1)
-			c.Send(&packet.Disconnect{})
-			c.Close()
+			rawDisconnect(t, c)
 			pub := newV5(t, s, &paho.Connect{ClientID: uniq("pub"), CleanStart: true})
 			pub.pub(t, &paho.Publish{Topic: "mq/x", QoS: 1, Payload: []byte("short"), Properties: &paho.PublishProperties{MessageExpiry: u32(1)}})
 			pub.pub(t, &paho.Publish{Topic: "mq/x", QoS: 1, Payload: []byte("keep")})
@@ -182,11 +180,14 @@ func TestProperties(t *testing.T) {
 		tg.run(t, "MQTT-4.8.2-3 (5.0) a shared group keeps delivering after a member leaves", func(t *testing.T, tg *target) {
 			s := tg.start(t, opts{})
 			a := newV5(t, s, &paho.Connect{ClientID: uniq("a"), CleanStart: true})
-			b := newV5(t, s, &paho.Connect{ClientID: uniq("b"), CleanStart: true})
 			a.sub(t, nil, paho.SubscribeOptions{Topic: "$share/g/sl/x", QoS: 1})
-			b.sub(t, nil, paho.SubscribeOptions{Topic: "$share/g/sl/x", QoS: 1})
-			_ = b.Disconnect(&paho.Disconnect{})
-			<-b.Done()
+			b := dialRaw(t, s, packet.Version5, uniq("b"))
+			rawSub(t, b, 1, "$share/g/sl/x", 1)
+			rawDisconnect(t, b)
+			// The close can reach us just before the broker has dropped
+			// b from the group; what it does with messages routed to a
+			// session that is ending is not what this case checks.
+			sleep(100 * time.Millisecond)
 			pub := newV3(t, s, uniq("pub"), nil)
 			for i := 0; i < 10; i++ {
 				pub.pub(t, "sl/x", 1, false, itoa(i))

@@ -76,4 +76,12 @@ func expectAck(t *testing.T, c *mqtttest.Conn, kind packet.Type, id uint16) *pac
 	return a
 }
 
+// rawDisconnect sends DISCONNECT and waits for the server to close the
+// connection, so the session is offline before the test goes on.
+func rawDisconnect(t *testing.T, c *mqtttest.Conn) {
+	t.Helper()
+	c.Send(&packet.Disconnect{})
+	c.ExpectClosed(wait)
+}
+
 func ack(kind packet.Type, id uint16) *packet.Ack { return &packet.Ack{Kind: kind, PacketID: id} }
