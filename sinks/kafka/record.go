@@ -1,13 +1,14 @@
 package kafka
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"strconv"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
-	"github.com/segmentio/kafka-go/protocol"
 
 	"github.com/sluicehq/sluice/sinks"
 )
@@ -22,37 +23,83 @@ const (
 
 var qosValues = [3][]byte{[]byte("0"), []byte("1"), []byte("2")}
 
-// record converts r: key and value as given (an empty value is sent as
-// an empty, not a null, value: a null would be a tombstone), the time the
-// MQTT message was received, and the MQTT metadata as headers followed by
-// the v5 user properties under their own names.
-func record(r *sinks.Record) kafkago.Record {
-	h := make([]kafkago.Header, 0, 4+len(r.Source.UserProperties))
-	h = append(h,
-		kafkago.Header{Key: HeaderMQTTTopic, Value: []byte(r.Source.Topic)},
-		kafkago.Header{Key: HeaderClientID, Value: []byte(r.Source.ClientID)},
-	)
+// records streams the records of one produce request to the encoder
+// without a per-record allocation: one Record, its headers and its key
+// and value readers are reused, since the encoder is done with a record
+// before it reads the next. Each record carries its key and value as
+// given (an empty value is sent empty, not null: a null value is a
+// tombstone), the time the MQTT message was received, and the MQTT
+// metadata as headers followed by the v5 user properties under their
+// own names.
+type records struct {
+	batch   []sinks.Record
+	idx     []int
+	pos     int
+	now     time.Time
+	rec     kafkago.Record
+	key     bytesReader
+	value   bytesReader
+	headers []kafkago.Header
+	arena   []byte
+}
+
+func newRecords(batch []sinks.Record, idx []int) *records {
+	return &records{batch: batch, idx: idx, now: time.Now(), headers: make([]kafkago.Header, 0, 8)}
+}
+
+// ReadRecord implements kafka-go's RecordReader.
+func (rs *records) ReadRecord() (*kafkago.Record, error) {
+	if rs.pos >= len(rs.idx) {
+		return nil, io.EOF
+	}
+	r := &rs.batch[rs.idx[rs.pos]]
+	rs.pos++
+	rs.arena = rs.arena[:0]
+	h := rs.headers[:0]
+	h = append(h, kafkago.Header{Key: HeaderMQTTTopic, Value: rs.bytes(r.Source.Topic)})
+	h = append(h, kafkago.Header{Key: HeaderClientID, Value: rs.bytes(r.Source.ClientID)})
 	if r.Source.QoS < 3 {
 		h = append(h, kafkago.Header{Key: HeaderQoS, Value: qosValues[r.Source.QoS]})
 	} else {
 		h = append(h, kafkago.Header{Key: HeaderQoS, Value: strconv.AppendUint(nil, uint64(r.Source.QoS), 10)})
 	}
 	if r.Source.ContentType != "" {
-		h = append(h, kafkago.Header{Key: HeaderContentType, Value: []byte(r.Source.ContentType)})
+		h = append(h, kafkago.Header{Key: HeaderContentType, Value: rs.bytes(r.Source.ContentType)})
 	}
 	for _, p := range r.Source.UserProperties {
-		h = append(h, kafkago.Header{Key: p.Name, Value: []byte(p.Value)})
+		h = append(h, kafkago.Header{Key: p.Name, Value: rs.bytes(p.Value)})
 	}
-	v := r.Value
-	if v == nil {
-		v = []byte{}
+	rs.headers = h
+	rs.rec = kafkago.Record{Time: r.Source.ReceivedAt, Headers: h}
+	if rs.rec.Time.IsZero() {
+		rs.rec.Time = rs.now
 	}
-	t := r.Source.ReceivedAt
-	if t.IsZero() {
-		t = time.Now()
+	if r.Key != nil {
+		rs.key.Reset(r.Key)
+		rs.rec.Key = &rs.key
 	}
-	return kafkago.Record{Time: t, Key: protocol.NewBytes(r.Key), Value: protocol.NewBytes(v), Headers: h}
+	rs.value.Reset(r.Value)
+	rs.rec.Value = &rs.value
+	return &rs.rec, nil
 }
+
+// bytes copies s into the arena. The arena may grow (and move) while a
+// record's headers are built, so the slice returned is cut from a fresh
+// allocation in that case rather than aliasing the old array.
+func (rs *records) bytes(s string) []byte {
+	if len(rs.arena)+len(s) > cap(rs.arena) {
+		rs.arena = make([]byte, 0, max(2*cap(rs.arena), len(s), 512))
+	}
+	n := len(rs.arena)
+	rs.arena = append(rs.arena, s...)
+	return rs.arena[n:len(rs.arena):len(rs.arena)]
+}
+
+// bytesReader is a reusable kafka-go Bytes over a slice.
+type bytesReader struct{ bytes.Reader }
+
+// Close implements io.Closer; there is nothing to release.
+func (*bytesReader) Close() error { return nil }
 
 // recordError returns the broker's error for the j-th record of a
 // produce request, or nil.

@@ -348,16 +348,12 @@ func recordSize(r *sinks.Record) int {
 // produce sends one chunk and stores each record's outcome in errs. A
 // chunk the broker finds too large is split in two and retried at once.
 func (s *Sink) produce(ctx context.Context, batch []sinks.Record, c chunk, errs []error) {
-	recs := make([]kafkago.Record, len(c.idx))
-	for j, i := range c.idx {
-		recs[j] = record(&batch[i])
-	}
 	res, err := s.client.Produce(ctx, &kafkago.ProduceRequest{
 		Topic:        c.topic,
 		Partition:    c.partition,
 		RequiredAcks: s.acks,
 		Compression:  s.codec,
-		Records:      kafkago.NewRecordReader(recs...),
+		Records:      newRecords(batch, c.idx),
 	})
 	if err == nil && res != nil {
 		err = res.Error
