@@ -167,31 +167,3 @@ func (s *Sink) reset(err error) {
 	s.log.Debug("resetting kafka connections", "error", err)
 	s.transport.CloseIdleConnections()
 }
-
-// result turns the per-record outcomes into Write's error: nil, the one
-// error every record shares, or a *sinks.BatchError.
-func result(errs []error) error {
-	var be sinks.BatchError
-	for i, err := range errs {
-		if err != nil {
-			be.Failed = append(be.Failed, sinks.ItemError{Index: i, Err: err})
-		}
-	}
-	if len(be.Failed) == 0 {
-		return nil
-	}
-	if len(be.Failed) == len(errs) {
-		first := be.Failed[0].Err
-		same := true
-		for _, f := range be.Failed[1:] {
-			if f.Err != first {
-				same = false
-				break
-			}
-		}
-		if same {
-			return first
-		}
-	}
-	return &be
-}

@@ -23,6 +23,7 @@ import (
 	"github.com/segmentio/kafka-go/sasl/scram"
 
 	"github.com/sluicehq/sluice/sinks"
+	"github.com/sluicehq/sluice/sinks/internal/outcome"
 	"github.com/sluicehq/sluice/sinks/internal/secret"
 )
 
@@ -272,7 +273,7 @@ func (s *Sink) Write(ctx context.Context, batch []sinks.Record) error {
 		start = end
 	}
 	wg.Wait()
-	return result(errs)
+	return outcome.Result(errs)
 }
 
 // producePartition sends one partition's chunks in order. After a
