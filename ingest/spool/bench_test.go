@@ -34,6 +34,7 @@ func BenchmarkAppendParallel(b *testing.B) {
 			b.ReportMetric(float64(st.Appended)/elapsed.Seconds(), "records/s")
 			b.ReportMetric(st.AvgBatch, "records/fsync")
 			b.ReportMetric(float64(st.Fsyncs), "fsyncs")
+			b.ReportMetric(float64(st.FsyncTime.Microseconds())/float64(st.Fsyncs), "us/fsync")
 		})
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // Errors returned by the spool. Test with errors.Is.
@@ -80,11 +81,12 @@ type Spool struct {
 
 // counters are cumulative statistics, guarded by Spool.mu.
 type counters struct {
-	fsyncs   uint64
-	batches  uint64
-	appended uint64
-	dropped  uint64
-	deleted  uint64
+	fsyncs    uint64
+	fsyncTime time.Duration
+	batches   uint64
+	appended  uint64
+	dropped   uint64
+	deleted   uint64
 }
 
 // Open opens (creating if needed) the spool in dir, recovers a torn tail

@@ -1,6 +1,9 @@
 package spool
 
-import "slices"
+import (
+	"slices"
+	"time"
+)
 
 // Stats is a snapshot of the spool for metrics.
 type Stats struct {
@@ -21,6 +24,8 @@ type Stats struct {
 	Appended uint64
 	// Fsyncs is the number of data fsyncs (one per committed batch).
 	Fsyncs uint64
+	// FsyncTime is the total time spent in data fsyncs.
+	FsyncTime time.Duration
 	// AvgBatch is Appended / Fsyncs: records made durable per fsync.
 	AvgBatch float64
 	// Dropped is the number of records lost to cursors since Open, summed
@@ -73,6 +78,7 @@ func (s *Spool) Stats() Stats {
 		BlockedAppends:  s.blocked.Load(),
 		Appended:        s.counters.appended,
 		Fsyncs:          s.counters.fsyncs,
+		FsyncTime:       s.counters.fsyncTime,
 		Dropped:         s.counters.dropped,
 		SegmentsDeleted: s.counters.deleted,
 	}
