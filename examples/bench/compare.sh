@@ -84,11 +84,12 @@ if [ -z "$sluice" ]; then
 	sluice=$work/sluice
 fi
 
-# free_port prints a loopback port nothing listens on.
+# free_port prints a loopback port nothing listens on, below the usual
+# ephemeral range (32768-60999) so that no outgoing connection holds it.
 free_port() {
 	local port
 	while :; do
-		port=$((20000 + RANDOM % 20000))
+		port=$((20000 + RANDOM % 12000))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 			echo "$port"
 			return
@@ -109,8 +110,21 @@ wait_port() {
 	return 1
 }
 
-# start_broker NAME TAG: start a fresh broker; sets port and pid.
+# start_broker NAME TAG: start a fresh broker; sets port and pid. A port
+# taken in the meantime by someone else is retried with another.
 start_broker() {
+	local try
+	for try in 1 2 3 4 5; do
+		start_broker_once "$@" && return 0
+		grep -qi "in use" "$work/$2.log" || break
+		log "$1: port $port was taken, retrying"
+	done
+	log "$1 did not start; its log:"
+	cat "$work/$2.log" >&2
+	exit 1
+}
+
+start_broker_once() {
 	local name=$1 tag=$2
 	port=$(free_port)
 	case $name in
@@ -144,9 +158,8 @@ start_broker() {
 	pid=$!
 	pids+=("$pid")
 	if ! wait_port "$port" "$pid"; then
-		log "$name did not start; its log:"
-		cat "$work/$tag.log" >&2
-		exit 1
+		stop_broker
+		return 1
 	fi
 }
 
