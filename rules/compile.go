@@ -15,7 +15,6 @@ import (
 	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/optimizer"
 	"github.com/expr-lang/expr/parser"
-	"github.com/expr-lang/expr/vm"
 
 	"github.com/sluicehq/sluice/broker/topic"
 	"github.com/sluicehq/sluice/ingest"
@@ -30,7 +29,7 @@ var (
 type letProg struct {
 	name string
 	slot int
-	prog *vm.Program
+	prog *program
 }
 
 // target is one compiled destination.
@@ -38,7 +37,7 @@ type target struct {
 	field  string // "to[i]", for errors
 	sink   string
 	topic  *tmpl // nil = sink default
-	key    *vm.Program
+	key    *program
 	qos    byte
 	retain bool
 }
@@ -48,8 +47,9 @@ type rule struct {
 	cfg       RuleConfig
 	src       source
 	lets      []letProg
-	when      *vm.Program
-	transform *vm.Program
+	when      *program
+	transform *program
+	object    *objectTransform // transform as a literal object, when it is one
 	targets   []target
 	mode      ingest.Mode
 	skip      bool    // on_error: skip
@@ -109,7 +109,12 @@ func compileRule(in *ruleInput, sinks map[string]bool) (*rule, []error) {
 		r.when = rc.expr("when", c.When, reflect.Bool)
 	}
 	if c.Transform != "" {
-		r.transform = rc.expr("transform", c.Transform, reflect.Invalid)
+		var tree *parser.Tree
+		var run *conf.Config
+		r.transform, _, tree, run = rc.exprFull("transform", c.Transform, reflect.Invalid, 0)
+		if r.transform != nil {
+			r.object = objectOf(tree, run)
+		}
 	}
 	if len(c.To) == 0 {
 		rc.fail("to", "at least one target is required")
@@ -283,16 +288,23 @@ func (v *identVisitor) Visit(n *ast.Node) {
 }
 
 // expr compiles one expression of the rule; nil after an error.
-func (rc *ruleCompiler) expr(field, src string, expect reflect.Kind) *vm.Program {
+func (rc *ruleCompiler) expr(field, src string, expect reflect.Kind) *program {
 	p, _ := rc.exprTyped(field, src, expect, 0)
 	return p
 }
 
-// exprTyped compiles src: parse, rewrite level(n), type-check against the
+// exprTyped compiles src and returns its checked type.
+func (rc *ruleCompiler) exprTyped(field, src string, expect reflect.Kind, col0 int) (*program, reflect.Type) {
+	p, t, _, _ := rc.exprFull(field, src, expect, col0)
+	return p, t
+}
+
+// exprFull compiles src: parse, rewrite level(n), type-check against the
 // typed environment, optimize, rename lets to their slots, then compile
 // against env (see the env doc for why checking and compiling use two
-// environments). col0 shifts error columns.
-func (rc *ruleCompiler) exprTyped(field, src string, expect reflect.Kind, col0 int) (*vm.Program, reflect.Type) {
+// environments). col0 shifts error columns. It also returns the final tree
+// and compile configuration.
+func (rc *ruleCompiler) exprFull(field, src string, expect reflect.Kind, col0 int) (*program, reflect.Type, *parser.Tree, *conf.Config) {
 	check := conf.CreateNew()
 	check.WithEnv(checkEnv(rc.letTypes))
 	for name, f := range functions {
@@ -304,22 +316,22 @@ func (rc *ruleCompiler) exprTyped(field, src string, expect reflect.Kind, col0 i
 	tree, err := parser.ParseWithConfig(src, check)
 	if err != nil {
 		rc.failExpr(field, err, col0)
-		return nil, nil
+		return nil, nil, nil, nil
 	}
 	pre := &preVisitor{lets: rc.letSlot, minLevels: rc.minLevels()}
 	ast.Walk(&tree.Node, pre)
 	if pre.err != "" {
 		rc.fail(field, "%s", pre.err)
-		return nil, nil
+		return nil, nil, nil, nil
 	}
 	typ, err := checker.Check(tree, check)
 	if err != nil {
 		rc.failExpr(field, err, col0)
-		return nil, nil
+		return nil, nil, nil, nil
 	}
 	if err := optimizer.Optimize(&tree.Node, check); err != nil {
 		rc.failExpr(field, err, col0)
-		return nil, nil
+		return nil, nil, nil, nil
 	}
 	rc.mask |= pre.mask
 	callees := &calleeVisitor{}
@@ -337,9 +349,9 @@ func (rc *ruleCompiler) exprTyped(field, src string, expect reflect.Kind, col0 i
 	prog, err := compiler.Compile(tree, run)
 	if err != nil {
 		rc.fail(field, "compiling: %v", err)
-		return nil, nil
+		return nil, nil, nil, nil
 	}
-	return prog, typ
+	return newProgram(prog), typ, tree, run
 }
 
 // minLevels returns how many levels every topic matching one of the

@@ -161,7 +161,7 @@ func (r *rule) eval(s *state, dst []ingest.Output, tr *Trace) []ingest.Output {
 	defer env.clearLets(len(r.lets))
 
 	for _, l := range r.lets {
-		v, err := s.vm.Run(l.prog, env)
+		v, err := l.prog.run(s)
 		if err != nil {
 			return r.fail(s, dst, tr, "let."+l.name, "", err)
 		}
@@ -171,7 +171,7 @@ func (r *rule) eval(s *state, dst []ingest.Output, tr *Trace) []ingest.Output {
 		}
 	}
 	if r.when != nil {
-		v, err := s.vm.Run(r.when, env)
+		v, err := r.when.run(s)
 		if err != nil {
 			return r.fail(s, dst, tr, "when", "", err)
 		}
@@ -193,8 +193,13 @@ func (r *rule) eval(s *state, dst []ingest.Output, tr *Trace) []ingest.Output {
 		tr.Passed = true
 	}
 	var value []byte
-	if r.transform != nil {
-		v, err := s.vm.Run(r.transform, env)
+	if r.object != nil {
+		var err error
+		if value, err = r.object.encode(s); err != nil {
+			return r.fail(s, dst, tr, "transform", "", err)
+		}
+	} else if r.transform != nil {
+		v, err := r.transform.run(s)
 		if err == nil {
 			value, err = encodeValue(v)
 		}
@@ -217,7 +222,7 @@ func (r *rule) eval(s *state, dst []ingest.Output, tr *Trace) []ingest.Output {
 			out.Topic = topicName
 		}
 		if t.key != nil {
-			v, err := s.vm.Run(t.key, env)
+			v, err := t.key.run(s)
 			if err == nil {
 				out.Key, err = encodeKey(v)
 			}

@@ -58,6 +58,8 @@ func TestRuntimeErrors(t *testing.T) {
 			`rule "r" when: want a boolean, got nil`, 1},
 		{"transform not encodable", "  transform: '{\"v\": sqrt(-1)}'\n", "[t]", Sample{Topic: "t"},
 			`rule "r" transform: encoding NaN as JSON: not a finite number`, 1},
+		{"error inside an object transform", "  transform: '{\"a\": 1, \"b\": payload.x.y}'\n", "[t]", Sample{Topic: "t", Payload: map[string]any{}},
+			`rule "r" transform: cannot fetch y from <nil> (1:25)`, 1},
 		{"function error", "  transform: json_decode(raw)\n", "[t]", Sample{Topic: "t", Payload: "{"},
 			`rule "r" transform: json_decode: unexpected end of JSON input`, 1},
 		{"undecodable payload", "  when: payload.x == 1\n", "[t]", Sample{Topic: "t", Payload: "x=1"},

@@ -4,8 +4,6 @@ import (
 	"reflect"
 	"strings"
 	"unicode/utf8"
-
-	"github.com/expr-lang/expr/vm"
 )
 
 // tmpl is a compiled template: literal text with {{ expression }}
@@ -18,7 +16,7 @@ type tmpl struct {
 // tmplPart is a literal (prog nil) or an expression.
 type tmplPart struct {
 	lit  string
-	prog *vm.Program
+	prog *program
 }
 
 // isConst reports whether the template has no placeholders.
@@ -72,7 +70,7 @@ func (t *tmpl) render(s *state) (string, error) {
 		return t.lit, nil
 	}
 	if len(t.parts) == 1 {
-		v, err := s.vm.Run(t.parts[0].prog, s.env)
+		v, err := t.parts[0].prog.run(s)
 		if err != nil {
 			return "", err
 		}
@@ -89,7 +87,7 @@ func (t *tmpl) render(s *state) (string, error) {
 			b = append(b, p.lit...)
 			continue
 		}
-		v, err := s.vm.Run(p.prog, s.env)
+		v, err := p.prog.run(s)
 		if err != nil {
 			return "", err
 		}
