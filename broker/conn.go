@@ -39,17 +39,16 @@ type conn struct {
 
 	inAliases []string // inbound topic aliases, reader goroutine only
 
-	kicked   atomic.Bool // closed by the server (takeover, shutdown, error)
-	kickCode packet.ReasonCode
+	kicked atomic.Bool // closed by the server (takeover, shutdown, error)
 
 	inMu sync.Mutex // guards in
-	in   inQueue
+	in   *inQueue   // allocated on the first PUBLISH handed to a consumer
 
 	outMu sync.Mutex // guards out
 	out   outState
 	wwg   sync.WaitGroup // the writer goroutine
 
-	done chan struct{} // closed when serve has fully finished
+	done sync.WaitGroup // done when the connection has fully finished
 }
 
 // countingReader counts bytes read from the socket.
@@ -65,7 +64,8 @@ func (r *countingReader) Read(p []byte) (int, error) {
 }
 
 func newConn(s *Server, nc net.Conn, l *listener) *conn {
-	c := &conn{s: s, nc: nc, lis: l, done: make(chan struct{})}
+	c := &conn{s: s, nc: nc, lis: l}
+	c.done.Add(1)
 	c.rd = countingReader{nc: nc, st: &s.stats}
 	c.r = packet.NewReader(&c.rd, s.cfg.MaxPacketSize)
 	if tc, ok := nc.(*net.TCPConn); ok {
@@ -96,56 +96,134 @@ func (e *codeError) Error() string { return e.Msg }
 
 func protoErr(code packet.ReasonCode, msg string) error { return &codeError{Code: code, Msg: msg} }
 
-// serve runs the connection from CONNECT to teardown.
+// idleHandoff is how long a connection's goroutine waits for data before
+// it returns its read buffer, hands the connection to a fresh goroutine
+// (whose stack is small, unlike one that has handled packets) and exits.
+const idleHandoff = time.Second
+
+// errIdle is loop's signal that the connection went idle.
+var errIdle = errors.New("connection idle")
+
+// serve runs the connection from CONNECT on. The connection outlives the
+// goroutine when it goes idle (see idle); finish marks its end.
 func (c *conn) serve() {
-	defer c.s.wg.Done()
-	defer close(c.done)
-	defer c.s.removeConn(c)
 	err := c.handshake()
 	if c.sess == nil {
 		// Refused or failed before a session was attached: flush whatever
 		// was queued (a CONNACK) and close.
 		c.closeOut(err != nil && !isIOError(err))
+		c.finish()
 		return
 	}
 	c.s.stats.connections.Add(1)
-	err = c.loop()
-	c.teardown(err)
-	c.s.stats.connections.Add(-1)
+	c.freshReader()
+	c.run()
 }
 
-// loop reads and handles packets until the connection ends.
+// run handles packets until the connection ends or goes idle.
+func (c *conn) run() {
+	err := c.loop()
+	if err == errIdle {
+		go c.idle()
+		return
+	}
+	c.teardown(err)
+	c.s.stats.connections.Add(-1)
+	c.finish()
+}
+
+// idle waits, holding no buffer, until the socket is readable, then runs
+// the connection on this goroutine.
+func (c *conn) idle() {
+	err := c.waitReadable()
+	c.r = packet.NewReader(&c.rd, c.s.cfg.MaxPacketSize)
+	c.r.SetVersion(c.version)
+	if err != nil {
+		c.teardown(c.readErr(err))
+		c.s.stats.connections.Add(-1)
+		c.finish()
+		return
+	}
+	c.run()
+}
+
+// finish releases the connection's hold on the server.
+func (c *conn) finish() {
+	c.s.removeConn(c)
+	c.done.Done()
+	c.s.wg.Done()
+}
+
+// freshReader replaces the packet reader when nothing is buffered, so the
+// decoded-packet structs it keeps (CONNECT, PUBLISH ...) are freed while
+// the connection idles.
+func (c *conn) freshReader() {
+	if c.r.Buffered() == 0 {
+		c.r.Release()
+		c.r = packet.NewReader(&c.rd, c.s.cfg.MaxPacketSize)
+		c.r.SetVersion(c.version)
+	}
+}
+
+// loop reads and handles packets until the connection ends (or goes idle:
+// errIdle).
 func (c *conn) loop() error {
 	rm := int(c.s.cfg.ReceiveMaximum)
+	var kaDeadline time.Time
 	for {
 		if err := c.waitQuota(rm); err != nil {
 			return err
 		}
 		if c.r.Buffered() == 0 {
-			c.r.Release()
+			now := time.Now()
+			wait := idleHandoff
 			if c.keepAlive > 0 {
-				c.nc.SetReadDeadline(time.Now().Add(c.keepAlive * 3 / 2))
+				ka := c.keepAlive * 3 / 2
+				kaDeadline = now.Add(ka)
+				wait = min(wait, ka)
 			}
+			c.nc.SetReadDeadline(now.Add(wait))
 			// Checked after setting the deadline: interrupt sets the flag
 			// before its own deadline, so one of the two is seen.
-			if c.kicked.Load() {
-				return errKicked
-			}
-			if c.s.draining.Load() {
-				return errDraining
-			}
-			if err := c.waitReadable(); err != nil {
-				return c.readErr(err)
+			if err := c.stopping(); err != nil {
+				return err
 			}
 		}
 		p, err := c.r.ReadPacket()
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) && c.r.Buffered() == 0 &&
+				(c.keepAlive == 0 || time.Now().Before(kaDeadline)) && c.stopping() == nil {
+				return c.goIdle(kaDeadline)
+			}
 			return c.readErr(err)
 		}
 		if err := c.handle(p); err != nil {
 			return err
 		}
 	}
+}
+
+// goIdle prepares the hand-over to idle: no read buffer, the keep alive
+// deadline (if any) still armed.
+func (c *conn) goIdle(kaDeadline time.Time) error {
+	c.r.Release()
+	c.r = nil // idle connections hold no reader; idle makes a new one
+	c.nc.SetReadDeadline(kaDeadline) // zero when there is no keep alive
+	if err := c.stopping(); err != nil {
+		return err
+	}
+	return errIdle
+}
+
+// stopping reports whether the server closes the connection.
+func (c *conn) stopping() error {
+	if c.kicked.Load() {
+		return errKicked
+	}
+	if c.s.draining.Load() {
+		return errDraining
+	}
+	return nil
 }
 
 // readErr classifies an error from reading.
@@ -235,7 +313,9 @@ func (c *conn) handleDisconnect(p *packet.Disconnect) error {
 func (c *conn) interrupt() {
 	c.nc.SetReadDeadline(time.Now())
 	c.inMu.Lock()
-	c.in.wakeLocked()
+	if c.in != nil {
+		c.in.wakeLocked()
+	}
 	c.inMu.Unlock()
 }
 
@@ -246,7 +326,6 @@ func (c *conn) kick(code packet.ReasonCode) {
 	if c.kicked.Swap(true) {
 		return
 	}
-	c.kickCode = code
 	if code != 0 && c.version == packet.Version5 {
 		c.sendDisconnect(code)
 	}
@@ -291,7 +370,7 @@ func (c *conn) teardown(err error) {
 func (c *conn) drainAcks() {
 	for {
 		c.inMu.Lock()
-		if c.in.n == 0 {
+		if c.in == nil || c.in.n == 0 {
 			c.inMu.Unlock()
 			return
 		}
@@ -321,7 +400,9 @@ func (c *conn) closeOut(flush bool) {
 	}
 	c.wwg.Wait()
 	c.nc.Close()
-	c.r.Release()
+	if c.r != nil {
+		c.r.Release()
+	}
 }
 
 // isIOError reports whether err is a transport failure (the peer is gone

@@ -95,16 +95,16 @@ func (c *conn) waitQuota(rm int) error {
 		return nil
 	}
 	c.inMu.Lock()
-	for c.in.n >= rm {
+	for c.in != nil && c.in.n >= rm {
+		// Checked under inMu: interrupt sets the flags before it takes
+		// inMu to wake us, so either we see them or it closes ch.
+		if err := c.stopping(); err != nil {
+			c.inMu.Unlock()
+			return err
+		}
 		ch := c.in.waitCh()
 		c.inMu.Unlock()
 		<-ch
-		if c.kicked.Load() {
-			return errKicked
-		}
-		if c.s.draining.Load() {
-			return errDraining
-		}
 		c.inMu.Lock()
 	}
 	c.inMu.Unlock()
@@ -174,6 +174,9 @@ func (c *conn) handlePublish(p *packet.Publish) error {
 		return nil
 	}
 	c.inMu.Lock()
+	if c.in == nil {
+		c.in = new(inQueue)
+	}
 	c.in.push(in)
 	if rw := c.s.cfg.RejectWait; rw > 0 && !c.in.timerSet {
 		c.armRejectTimerLocked(in.msg.ReceivedAt.Add(rw))
@@ -192,6 +195,9 @@ func (c *conn) quotaUsed() int {
 	}
 	c.inMu.Lock()
 	defer c.inMu.Unlock()
+	if c.in == nil {
+		return 0
+	}
 	return c.in.qos
 }
 

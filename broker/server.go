@@ -207,7 +207,7 @@ func (s *Server) shutdown(cancel context.CancelFunc) {
 	go func() {
 		defer close(done)
 		for _, c := range conns {
-			<-c.done
+			c.done.Wait()
 		}
 	}()
 	t := time.NewTimer(s.cfg.ShutdownTimeout)

@@ -131,7 +131,7 @@ func (s *Server) attach(c *conn, clean bool, expiry uint32, connack func(present
 				ss.mu.Unlock()
 				sh.mu.Unlock()
 				old.kick(packet.SessionTakenOver)
-				<-old.done
+				old.done.Wait()
 				continue
 			}
 			if clean {

@@ -1,0 +1,70 @@
+package broker
+
+import (
+	"net"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"testing"
+	"time"
+
+	"github.com/sluicehq/sluice/broker/packet"
+)
+
+// memSnapshot returns Go heap and stack memory in use after a GC.
+func memSnapshot() (heap, stack uint64) {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse, ms.StackInuse
+}
+
+// Idle connections must be cheap: one parked goroutine, no buffers.
+func TestIdleConnectionMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("opens thousands of connections")
+	}
+	const n = 2000
+	s, addr := startServer(t, nil, Options{})
+	connect, _ := packet.Append(nil, &packet.Connect{ProtocolName: []byte("MQTT"), Version: 4, CleanStart: true, KeepAlive: 60}, 4)
+	heap0, stack0 := memSnapshot()
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	buf := make([]byte, 4)
+	for i := 0; i < n; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		c.Write(connect)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool { return s.Stats().Connections == n })
+	time.Sleep(idleHandoff + 300*time.Millisecond) // every connection has gone idle
+	heap1, stack1 := memSnapshot()
+	if f := os.Getenv("IDLE_HEAP_PROFILE"); f != "" {
+		out, err := os.Create(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pprof.Lookup("heap").WriteTo(out, 0)
+		out.Close()
+	}
+	// The client side of each connection lives in this process too: its
+	// net.Conn is counted in the heap. Subtract a measured client-only cost.
+	perHeap := float64(int64(heap1)-int64(heap0)) / n
+	perStack := float64(int64(stack1)-int64(stack0)) / n
+	t.Logf("per connection: heap %.0f B, stack %.0f B (client side included in heap)", perHeap, perStack)
+	if !raceEnabled && perHeap+perStack > 5000 {
+		t.Errorf("idle connection costs %.0f B of heap and stack", perHeap+perStack)
+	}
+}
