@@ -206,9 +206,11 @@ func (c *conn) loop() error {
 // goIdle prepares the hand-over to idle: no read buffer, the keep alive
 // deadline (if any) still armed.
 func (c *conn) goIdle(kaDeadline time.Time) error {
+	// Idle connections hold no reader (idle makes a new one) and keep
+	// only the keep alive deadline (zero when there is none).
 	c.r.Release()
-	c.r = nil // idle connections hold no reader; idle makes a new one
-	c.nc.SetReadDeadline(kaDeadline) // zero when there is no keep alive
+	c.r = nil
+	c.nc.SetReadDeadline(kaDeadline)
 	if err := c.stopping(); err != nil {
 		return err
 	}
