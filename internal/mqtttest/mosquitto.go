@@ -129,10 +129,14 @@ func startMosquitto(t testing.TB, bin string, cfg MosquittoConfig) (*Mosquitto, 
 			return nil, fmt.Errorf("mosquitto exited at start: %s", m.Log())
 		default:
 		}
-		c, err := net.DialTimeout("tcp", m.addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return m, nil
+		// Wait for mosquitto's own "running" line: a successful dial alone
+		// could reach another process that took the port in between.
+		if strings.Contains(m.Log(), " running") {
+			c, err := net.DialTimeout("tcp", m.addr, 200*time.Millisecond)
+			if err == nil {
+				c.Close()
+				return m, nil
+			}
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -142,7 +146,7 @@ func startMosquitto(t testing.TB, bin string, cfg MosquittoConfig) (*Mosquitto, 
 
 func (c MosquittoConfig) render(port int) string {
 	var b strings.Builder
-	b.WriteString("persistence false\nallow_anonymous true\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n")
+	b.WriteString("persistence false\nallow_anonymous true\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n")
 	put := func(key string, v int64) {
 		if v != 0 {
 			fmt.Fprintf(&b, "%s %d\n", key, v)
