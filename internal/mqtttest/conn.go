@@ -221,7 +221,7 @@ func Describe(p packet.Packet) string {
 	case *packet.Publish:
 		return fmt.Sprintf("PUBLISH{topic=%q qos=%d id=%d dup=%v retain=%v payload=%q}", v.Topic, v.QoS, v.PacketID, v.Dup, v.Retain, trunc(v.Payload))
 	case *packet.Ack:
-		return fmt.Sprintf("%s{id=%d rc=0x%02x}", typeName(v.Kind), v.PacketID, byte(v.ReasonCode))
+		return fmt.Sprintf("%s{id=%d rc=0x%02x}", v.Kind.String(), v.PacketID, byte(v.ReasonCode))
 	case *packet.Suback:
 		return fmt.Sprintf("SUBACK{id=%d codes=% x}", v.PacketID, v.Codes)
 	case *packet.Unsuback:
@@ -229,7 +229,7 @@ func Describe(p packet.Packet) string {
 	case *packet.Disconnect:
 		return fmt.Sprintf("DISCONNECT{rc=0x%02x reason=%q}", byte(v.ReasonCode), v.Props.ReasonString)
 	default:
-		return typeName(p.Type())
+		return p.Type().String()
 	}
 }
 
@@ -246,15 +246,6 @@ func DescribeAll(ps []packet.Packet) string {
 		s += Describe(p)
 	}
 	return s
-}
-
-func typeName(t packet.Type) string {
-	names := [...]string{"RESERVED", "CONNECT", "CONNACK", "PUBLISH", "PUBACK", "PUBREC", "PUBREL", "PUBCOMP",
-		"SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK", "PINGREQ", "PINGRESP", "DISCONNECT", "AUTH"}
-	if int(t) < len(names) {
-		return names[t]
-	}
-	return fmt.Sprintf("type%d", t)
 }
 
 func trunc(b []byte) []byte {
