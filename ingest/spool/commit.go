@@ -20,7 +20,6 @@ type writer struct {
 	batch []pending
 	spare []pending
 
-	batchBytes int   // data bytes of batch
 	batchFrame int64 // framed bytes of batch
 }
 
@@ -115,7 +114,6 @@ func (w *writer) writeItems(items []pending) error {
 func (w *writer) adopt(items []pending) {
 	for _, it := range items {
 		w.batch = append(w.batch, it)
-		w.batchBytes += len(it.data)
 		w.batchFrame += int64(len(it.data)) + frameOverhead
 	}
 }
@@ -171,7 +169,6 @@ func (w *writer) flush() error {
 	w.seg.records += n
 	s.diskBytes += w.size - w.seg.bytes
 	w.seg.bytes = w.size
-	s.queueBytes -= w.batchBytes
 	s.queueFrame -= w.batchFrame
 	s.counters.fsyncs++
 	s.counters.fsyncTime += took
@@ -188,7 +185,7 @@ func (w *writer) flush() error {
 	}
 	clear(w.batch)
 	w.batch = w.batch[:0]
-	w.batchBytes, w.batchFrame = 0, 0
+	w.batchFrame = 0
 	return nil
 }
 
@@ -240,10 +237,9 @@ func (w *writer) fail(cause error) {
 	batch := w.batch
 	w.batch = nil
 	s.mu.Lock()
-	s.queueBytes -= w.batchBytes
 	s.queueFrame -= w.batchFrame
 	s.mu.Unlock()
-	w.batchBytes, w.batchFrame = 0, 0
+	w.batchFrame = 0
 	for _, it := range batch {
 		if it.done != nil {
 			it.done(0, err)
@@ -258,7 +254,7 @@ func (w *writer) failQueue(err error) {
 	s.mu.Lock()
 	items := s.queue
 	s.queue = nil
-	s.queueBytes, s.queueFrame = 0, 0
+	s.queueFrame = 0
 	s.broadcastSpace()
 	s.mu.Unlock()
 	for _, it := range items {

@@ -47,7 +47,8 @@ type Options struct {
 	// 256 MiB (the MQTT maximum packet size).
 	MaxRecordBytes int
 	// QueueBytes bounds the append queue between callers and the committer
-	// (record bytes not yet written). Append blocks while it is full.
+	// (framed bytes of records not yet durable: data plus 8 bytes each).
+	// Append blocks while it is full.
 	// Default: 8 MiB, or MaxBytes/8 when that is smaller.
 	QueueBytes int
 	// CommitInterval is the longest a batch stays open: the committer keeps

@@ -69,8 +69,7 @@ type Spool struct {
 	head       uint64     // offset of the next record to commit
 	diskBytes  int64      // committed bytes of all segment files
 	queue      []pending
-	queueBytes int   // data bytes in queue plus taken by an open batch
-	queueFrame int64 // framed bytes of the same, for MaxBytes accounting
+	queueFrame int64 // framed bytes queued or in the open batch
 	closing    bool
 	failed     error
 	spaceCh    chan struct{} // closed and replaced when queue or disk space frees
@@ -187,7 +186,7 @@ func (s *Spool) Append(ctx context.Context, rec []byte, done func(off uint64, er
 			s.mu.Unlock()
 			return err
 		}
-		queueOK := s.queueBytes == 0 || s.queueBytes+len(rec) <= s.opts.QueueBytes
+		queueOK := s.queueFrame == 0 || s.queueFrame+framed <= int64(s.opts.QueueBytes)
 		diskOK := s.opts.Policy != PolicyBlock ||
 			s.diskBytes+s.queueFrame+framed <= s.opts.MaxBytes
 		if queueOK && diskOK {
@@ -215,7 +214,6 @@ func (s *Spool) Append(ctx context.Context, rec []byte, done func(off uint64, er
 		s.mu.Lock()
 	}
 	s.queue = append(s.queue, pending{data: rec, done: done})
-	s.queueBytes += len(rec)
 	s.queueFrame += framed
 	s.mu.Unlock()
 	select {

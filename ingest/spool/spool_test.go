@@ -292,3 +292,82 @@ func TestOptionsValidation(t *testing.T) {
 		})
 	}
 }
+
+func TestCloseDeadlineFailsQueued(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, Options{})
+	const n = 5000
+	var mu sync.Mutex
+	calls, ok := 0, 0
+	for i := range n {
+		err := s.Append(ctxT(t), payload(i, 200), func(_ uint64, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			calls++
+			switch {
+			case err == nil:
+				ok++
+			case !errors.Is(err, ErrClosed):
+				t.Errorf("record %d: %v", i, err)
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.Close(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("Close: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != n {
+		t.Fatalf("%d done callbacks, want %d", calls, n)
+	}
+	s2 := openT(t, dir, Options{})
+	if h := s2.Stats().Head; h != uint64(ok) {
+		t.Fatalf("head after reopen = %d, but %d records were reported durable", h, ok)
+	}
+	t.Logf("%d of %d committed before the deadline", ok, n)
+}
+
+func TestStatsAndLag(t *testing.T) {
+	s := openT(t, t.TempDir(), Options{SegmentBytes: 1 << 20, MaxBytes: 64 << 20})
+	c, err := s.Cursor("sink")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n, size = 100, 92 // 100 bytes per frame
+	recs := make([][]byte, n)
+	for i := range recs {
+		recs[i] = payload(i, size)
+	}
+	appendAll(t, s, recs)
+	tests := []struct {
+		name  string
+		acked int
+		want  Lag
+	}{
+		{name: "nothing acked", acked: 0, want: Lag{Records: n, Bytes: n * 100}},
+		{name: "mid-segment", acked: 40, want: Lag{Records: 60, Bytes: 6000}},
+		{name: "caught up", acked: n, want: Lag{}},
+	}
+	read := 0
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ackAll(t, c, tc.acked-read)
+			read = tc.acked
+			if got := c.Lag(); got != tc.want {
+				t.Fatalf("Lag() = %+v, want %+v", got, tc.want)
+			}
+			st := s.Stats()
+			if len(st.Cursors) != 1 || st.Cursors[0].Lag != tc.want || st.Cursors[0].Acked != uint64(tc.acked) {
+				t.Fatalf("Stats().Cursors = %+v", st.Cursors)
+			}
+			if st.Head != n || st.Segments != 1 || st.Bytes != segHeaderSize+n*100 || st.Fsyncs == 0 {
+				t.Fatalf("Stats() = %+v", st)
+			}
+		})
+	}
+}

@@ -15,8 +15,9 @@ type Stats struct {
 	Tail uint64
 	// Head is the offset the next committed record will get.
 	Head uint64
-	// QueuedBytes is record data accepted by Append but not yet durable.
-	QueuedBytes int
+	// QueuedBytes is framed record bytes accepted by Append but not yet
+	// durable (bounded by Options.QueueBytes).
+	QueuedBytes int64
 	// BlockedAppends is the number of Append calls waiting for MaxBytes
 	// space right now (PolicyBlock).
 	BlockedAppends int64
@@ -74,7 +75,7 @@ func (s *Spool) Stats() Stats {
 		Bytes:           s.diskBytes,
 		Tail:            s.tail(),
 		Head:            s.head,
-		QueuedBytes:     s.queueBytes,
+		QueuedBytes:     s.queueFrame,
 		BlockedAppends:  s.blocked.Load(),
 		Appended:        s.counters.appended,
 		Fsyncs:          s.counters.fsyncs,
