@@ -7,6 +7,7 @@
 //	sluice validate [-c FILE]  check a config file and print every problem
 //	sluice version             print version, commit and Go version
 //	sluice bench MODE ...      generate MQTT load against a broker
+//	sluice dlq list|show|replay  inspect and re-drive dead letters
 package main
 
 import (
@@ -29,6 +30,7 @@ Commands:
   validate [-c FILE]  check the configuration and print every problem
   version             print version, commit and Go version
   bench MODE [flags]  generate MQTT load against a broker ('sluice bench -h')
+  dlq list|show|replay  inspect and re-drive dead letters of a running Sluice
 
 Without -c, the built-in sluice.default.yaml is used. SLUICE_* environment
 variables override the file: SLUICE_<SECTION>__<KEY>[__<KEY>...], e.g.
@@ -51,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer, environ []string) int {
 		return cmdValidate(rest, stdout, stderr, environ)
 	case "version":
 		return cmdVersion(rest, stdout, stderr)
+	case "dlq":
+		return cmdDLQ(rest, stdout, stderr, environ)
 	case "bench":
 		return bench.Main(rest, stdout, stderr)
 	case "help":
