@@ -34,17 +34,17 @@ func testLogger(t testing.TB) *slog.Logger {
 // object is the JSON object the sink sends per record, as a receiver
 // decodes it.
 type object struct {
-	Rule           string          `json:"rule"`
-	Topic          string          `json:"topic"`
-	ClientID       string          `json:"client_id"`
-	QoS            int             `json:"qos"`
-	ReceivedAt     time.Time       `json:"received_at"`
-	Key            string          `json:"key"`
-	KeyEncoding    string          `json:"key_encoding"`
-	ContentType    string          `json:"content_type"`
+	Rule           string                         `json:"rule"`
+	Topic          string                         `json:"topic"`
+	ClientID       string                         `json:"client_id"`
+	QoS            int                            `json:"qos"`
+	ReceivedAt     time.Time                      `json:"received_at"`
+	Key            string                         `json:"key"`
+	KeyEncoding    string                         `json:"key_encoding"`
+	ContentType    string                         `json:"content_type"`
 	UserProperties []struct{ Name, Value string } `json:"user_properties"`
-	Payload        json.RawMessage `json:"payload"`
-	Encoding       string          `json:"encoding"`
+	Payload        json.RawMessage                `json:"payload"`
+	Encoding       string                         `json:"encoding"`
 }
 
 // value returns the record value the object carries.

@@ -2,13 +2,13 @@ package webhook
 
 import (
 	"context"
-	"io"
-	"log"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
