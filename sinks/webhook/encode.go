@@ -69,7 +69,7 @@ func appendRecord(b []byte, r *sinks.Record) []byte {
 		b = append(b, ']')
 	}
 	b = append(b, `,"payload":`...)
-	if len(r.Value) > 0 && json.Valid(r.Value) {
+	if isJSON(r.Value) {
 		// Line breaks in valid JSON are whitespace between tokens (inside
 		// strings they must be escaped), so they become spaces: a body
 		// stays one line per record in ndjson.
@@ -86,6 +86,21 @@ func appendRecord(b []byte, r *sinks.Record) []byte {
 		b = append(b, `","encoding":"base64"`...)
 	}
 	return append(b, '}')
+}
+
+// isJSON reports whether v is a JSON text. The first byte rules most
+// non-JSON values out cheaply (json.Valid allocates an error for them).
+func isJSON(v []byte) bool {
+	for i, c := range v {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case '{', '[', '"', 't', 'f', 'n', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+			return json.Valid(v[i:])
+		}
+		return false
+	}
+	return false
 }
 
 const hexDigits = "0123456789abcdef"

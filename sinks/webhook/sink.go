@@ -149,11 +149,16 @@ func (s *Sink) Write(ctx context.Context, batch []sinks.Record) error {
 	// chains are sent in parallel; the requests of one chain in order.
 	var chains [][]request
 	chainOf := map[string]int{}
+	urls := map[string]string{} // topic -> URL, rendered once per write
 	for i := range batch {
-		u, err := s.url.render(batch[i].Topic)
-		if err != nil {
-			errs[i] = sinks.Permanent(err)
-			continue
+		u, ok := urls[batch[i].Topic]
+		if !ok {
+			var err error
+			if u, err = s.url.render(batch[i].Topic); err != nil {
+				errs[i] = sinks.Permanent(err)
+				continue
+			}
+			urls[batch[i].Topic] = u
 		}
 		if s.cfg.Body == BodyObject {
 			k := string(batch[i].Key)
