@@ -20,6 +20,7 @@ type conn struct {
 	s   *Server
 	nc  net.Conn
 	raw syscall.RawConn // nil when nc is not a *net.TCPConn
+	fd  int32           // socket fd for the idle poller, -1 if unknown
 	r   *packet.Reader
 	lis *listener
 	rd  countingReader
@@ -38,6 +39,9 @@ type conn struct {
 	willDelay uint32
 
 	inAliases []string // inbound topic aliases, reader goroutine only
+
+	idleUntil  int64 // parked: keep alive deadline (unix ns), 0 = none
+	epollAdded bool  // fd registered with the idle poller
 
 	kicked atomic.Bool // closed by the server (takeover, shutdown, error)
 
@@ -64,13 +68,14 @@ func (r *countingReader) Read(p []byte) (int, error) {
 }
 
 func newConn(s *Server, nc net.Conn, l *listener) *conn {
-	c := &conn{s: s, nc: nc, lis: l}
+	c := &conn{s: s, nc: nc, lis: l, fd: -1}
 	c.done.Add(1)
 	c.rd = countingReader{nc: nc, st: &s.stats}
 	c.r = packet.NewReader(&c.rd, s.cfg.MaxPacketSize)
 	if tc, ok := nc.(*net.TCPConn); ok {
 		if raw, err := tc.SyscallConn(); err == nil {
 			c.raw = raw
+			raw.Control(func(fd uintptr) { c.fd = int32(fd) })
 		}
 	}
 	return c
@@ -101,8 +106,12 @@ func protoErr(code packet.ReasonCode, msg string) error { return &codeError{Code
 // (whose stack is small, unlike one that has handled packets) and exits.
 const idleHandoff = time.Second
 
-// errIdle is loop's signal that the connection went idle.
-var errIdle = errors.New("connection idle")
+// loop's signals that the connection went idle: parked with the idle
+// poller (no goroutine), or to be waited for by a fresh goroutine.
+var (
+	errParked = errors.New("connection parked")
+	errIdle   = errors.New("connection idle")
+)
 
 // serve runs the connection from CONNECT on. The connection outlives the
 // goroutine when it goes idle (see idle); finish marks its end.
@@ -123,7 +132,10 @@ func (c *conn) serve() {
 // run handles packets until the connection ends or goes idle.
 func (c *conn) run() {
 	err := c.loop()
-	if err == errIdle {
+	switch err {
+	case errParked:
+		return // another goroutine may own c already
+	case errIdle:
 		go c.idle()
 		return
 	}
@@ -140,6 +152,19 @@ func (c *conn) idle() {
 	c.r.SetVersion(c.version)
 	if err != nil {
 		c.teardown(c.readErr(err))
+		c.s.stats.connections.Add(-1)
+		c.finish()
+		return
+	}
+	c.run()
+}
+
+// resume runs a connection the idle poller woke up.
+func (c *conn) resume() {
+	c.r = packet.NewReader(&c.rd, c.s.cfg.MaxPacketSize)
+	c.r.SetVersion(c.version)
+	if c.idleUntil != 0 && time.Now().UnixNano() >= c.idleUntil && c.stopping() == nil {
+		c.teardown(protoErr(packet.KeepAliveTimeout, "keep alive timeout"))
 		c.s.stats.connections.Add(-1)
 		c.finish()
 		return
@@ -210,6 +235,9 @@ func (c *conn) goIdle(kaDeadline time.Time) error {
 	// only the keep alive deadline (zero when there is none).
 	c.r.Release()
 	c.r = nil
+	if c.s.poller.park(c, kaDeadline) {
+		return errParked
+	}
 	c.nc.SetReadDeadline(kaDeadline)
 	if err := c.stopping(); err != nil {
 		return err
@@ -314,6 +342,7 @@ func (c *conn) handleDisconnect(p *packet.Disconnect) error {
 // blocked on the socket and a wait for consumer acks.
 func (c *conn) interrupt() {
 	c.nc.SetReadDeadline(time.Now())
+	c.s.poller.wake(c)
 	c.inMu.Lock()
 	if c.in != nil {
 		c.in.wakeLocked()

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"net"
 	"os"
 	"runtime"
@@ -66,5 +67,68 @@ func TestIdleConnectionMemory(t *testing.T) {
 	t.Logf("per connection: heap %.0f B, stack %.0f B (client side included in heap)", perHeap, perStack)
 	if !raceEnabled && perHeap+perStack > 5000 {
 		t.Errorf("idle connection costs %.0f B of heap and stack", perHeap+perStack)
+	}
+}
+
+// Parked (idle) connections must still be woken by data, keep alive,
+// takeover and shutdown.
+func TestParkedConnections(t *testing.T) {
+	s, addr := startServer(t, nil, Options{})
+	park := func() { time.Sleep(idleHandoff + 200*time.Millisecond) }
+
+	sub := dialRaw(t, addr, packet.Version5)
+	sub.connect(&packet.Connect{ClientID: []byte("parked"), CleanStart: true, KeepAlive: 30})
+	subscribe(t, sub, packet.Subscription{Filter: []byte("p")})
+	park()
+	t.Run("data", func(t *testing.T) {
+		sub.send(&packet.Pingreq{})
+		if _, ok := sub.read(time.Second).(*packet.Pingresp); !ok {
+			t.Fatal("no PINGRESP from a parked connection")
+		}
+		park()
+		s.Publish(&Message{Topic: "p", Payload: []byte("to parked")})
+		if p := readPublish(t, sub); string(p.Payload) != "to parked" {
+			t.Fatalf("got %q", p.Payload)
+		}
+	})
+	t.Run("takeover", func(t *testing.T) {
+		park()
+		nw := dialRaw(t, addr, packet.Version5)
+		nw.connect(&packet.Connect{ClientID: []byte("parked"), CleanStart: true})
+		sub.expectClosed(int(packet.SessionTakenOver))
+	})
+	t.Run("keep alive", func(t *testing.T) {
+		c := dialRaw(t, addr, packet.Version311)
+		c.connect(&packet.Connect{ClientID: []byte("ka-parked"), CleanStart: true, KeepAlive: 2})
+		start := time.Now()
+		c.expectClosed(-1)
+		if d := time.Since(start); d < 2900*time.Millisecond || d > 4*time.Second {
+			t.Errorf("closed after %v, want ~3s", d)
+		}
+	})
+}
+
+func TestShutdownWakesParked(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Listeners = []ListenerConfig{{Name: "test", Address: "127.0.0.1:0", AllowAnonymous: true}}
+	s, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	c := dialRaw(t, s.Addrs()["test"].String(), packet.Version5)
+	c.connect(&packet.Connect{ClientID: []byte("p"), CleanStart: true})
+	time.Sleep(idleHandoff + 200*time.Millisecond)
+	cancel()
+	c.expectClosed(int(packet.ServerShuttingDown))
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return")
 	}
 }

@@ -91,6 +91,7 @@ func (c *conn) writeLoop() {
 			c.out.dead, c.out.closed, c.out.closeAfter = true, true, true
 			c.outMu.Unlock()
 			c.nc.Close()
+			c.s.poller.wake(c) // a parked connection notices only this way
 		}
 	}
 }

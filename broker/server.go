@@ -30,6 +30,7 @@ type Server struct {
 	retained *topic.Retained[*Message]
 	sessions sessionTable
 	online   func(clientID string) bool // s.isOnline, bound once
+	poller   *idlePoller                // nil: idle connections keep a goroutine
 	idPrefix string
 	nextID   atomic.Uint64
 
@@ -139,6 +140,13 @@ func (s *Server) Serve(ctx context.Context) error {
 	base, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	s.baseCtx = base
+	if p, err := newIdlePoller(s); err != nil {
+		s.log.Warn("idle connection poller unavailable, idle connections keep a goroutine", "err", err)
+	} else if p != nil {
+		s.poller = p
+		s.wg.Add(1)
+		go p.run()
+	}
 	for _, l := range s.listeners {
 		s.wg.Add(1)
 		go s.accept(l)
@@ -221,6 +229,7 @@ func (s *Server) shutdown(cancel context.CancelFunc) {
 		s.mu.Lock()
 		for c := range s.conns {
 			c.nc.Close()
+			s.poller.wake(c)
 		}
 		s.mu.Unlock()
 		<-done
@@ -230,7 +239,9 @@ func (s *Server) shutdown(cancel context.CancelFunc) {
 	s.stopped = true
 	s.mu.Unlock()
 	s.sessions.each(func(ss *session) { ss.stopTimers(s) })
+	s.poller.stop()
 	s.wg.Wait()
+	s.poller.close()
 	cancel()
 }
 
