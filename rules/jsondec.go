@@ -226,8 +226,10 @@ func (d *jsonDecoder) array() (any, error) {
 	}
 }
 
-// number scans a JSON number; integers of up to 15 digits are converted
-// directly, others by strconv.ParseFloat.
+// number scans a JSON number. Numbers of at most 15 significant digits
+// with a decimal exponent within ±22 are converted exactly by one float
+// operation (Clinger's fast path: both operands are exact, so the result
+// is correctly rounded, as strconv.ParseFloat's); others go to ParseFloat.
 func (d *jsonDecoder) number() (any, error) {
 	b, start := d.b, d.i
 	i := start
@@ -239,21 +241,21 @@ func (d *jsonDecoder) number() (any, error) {
 		d.i = i
 		return nil, errEnd
 	}
-	intStart := i
+	var mant uint64
+	digits, exp10 := 0, 0
 	switch {
 	case b[i] == '0':
 		i++
 	case b[i] >= '1' && b[i] <= '9':
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
+		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+			mant = mant*10 + uint64(b[i]-'0')
+			digits++
 		}
 	default:
 		d.i = i
 		return nil, d.errorf("invalid character %q in numeric literal", b[i])
 	}
-	simple := i-intStart <= 15
 	if i < len(b) && b[i] == '.' {
-		simple = false
 		i++
 		if i >= len(b) {
 			d.i = i
@@ -263,14 +265,19 @@ func (d *jsonDecoder) number() (any, error) {
 			d.i = i
 			return nil, d.errorf("invalid character %q after decimal point in numeric literal", b[i])
 		}
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
+		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+			mant = mant*10 + uint64(b[i]-'0')
+			if mant != 0 {
+				digits++
+			}
+			exp10--
 		}
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
-		simple = false
 		i++
+		eneg := false
 		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			eneg = b[i] == '-'
 			i++
 		}
 		if i >= len(b) {
@@ -281,23 +288,32 @@ func (d *jsonDecoder) number() (any, error) {
 			d.i = i
 			return nil, d.errorf("invalid character %q in exponent of numeric literal", b[i])
 		}
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
+		e := 0
+		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+			if e < 10000 {
+				e = e*10 + int(b[i]-'0')
+			}
 		}
+		if eneg {
+			e = -e
+		}
+		exp10 += e
 	}
 	d.i = i
-	if simple {
-		var n int64
-		for _, c := range b[intStart:i] {
-			n = n*10 + int64(c-'0')
+	if digits <= 15 && exp10 >= -22 && exp10 <= 22 {
+		f := float64(mant)
+		if exp10 < 0 {
+			f /= pow10[-exp10]
+		} else {
+			f *= pow10[exp10]
 		}
 		if neg {
-			if n == 0 {
-				return math.Copysign(0, -1), nil
+			f = -f
+			if f == 0 {
+				f = math.Copysign(0, -1)
 			}
-			n = -n
 		}
-		return float64(n), nil
+		return f, nil
 	}
 	f, err := strconv.ParseFloat(unsafe.String(&b[start], i-start), 64)
 	if err != nil {
@@ -305,6 +321,10 @@ func (d *jsonDecoder) number() (any, error) {
 	}
 	return f, nil
 }
+
+// pow10 are the powers of ten exactly representable as float64.
+var pow10 = [23]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
 
 // str scans a string starting at its opening quote.
 func (d *jsonDecoder) str() (string, error) {

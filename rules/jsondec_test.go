@@ -2,7 +2,10 @@ package rules
 
 import (
 	"encoding/json"
+	"math"
+	"math/rand/v2"
 	"reflect"
+	"strconv"
 	"testing"
 )
 
@@ -49,5 +52,30 @@ func TestDecodeJSONErrors(t *testing.T) {
 				t.Errorf("error %v, want %s", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestDecodeJSONNumbers compares number conversion with strconv.ParseFloat
+// on many decimals around the fast path's limits (15 digits, 10^±22).
+func TestDecodeJSONNumbers(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 200000; i++ {
+		mant := r.Int64N(1 << 54)
+		prec := 1 + r.IntN(17)
+		s := strconv.FormatFloat(float64(mant)*math.Pow10(r.IntN(60)-30), 'g', prec, 64)
+		if r.IntN(2) == 0 {
+			s = strconv.FormatFloat(float64(mant)/math.Pow10(r.IntN(20)), 'f', r.IntN(20), 64)
+		}
+		if r.IntN(4) == 0 {
+			s = "-" + s
+		}
+		want, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			continue
+		}
+		got, err := DecodeJSON([]byte(s))
+		if err != nil || got.(float64) != want || math.Signbit(got.(float64)) != math.Signbit(want) {
+			t.Fatalf("DecodeJSON(%s) = %v, %v; ParseFloat = %v", s, got, err, want)
+		}
 	}
 }
