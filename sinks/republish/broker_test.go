@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/eclipse/paho.golang/paho"
+	mqtt "github.com/eclipse/paho.mqtt.golang"
 
 	"github.com/sluicehq/sluice/broker"
 	"github.com/sluicehq/sluice/sinks"
