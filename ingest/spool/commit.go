@@ -157,7 +157,7 @@ func (w *writer) flush() error {
 		return nil
 	}
 	t0 := time.Now()
-	if err := w.f.Sync(); err != nil {
+	if err := syncData(w.f); err != nil {
 		return fmt.Errorf("syncing segment: %w", err)
 	}
 	s := w.s
@@ -196,7 +196,7 @@ func (w *writer) roll() error {
 	s.mu.Lock()
 	base := s.head
 	s.mu.Unlock()
-	f, err := createSegment(s.dir, base)
+	f, err := createSegment(s.dir, base, s.opts.SegmentBytes)
 	if err != nil {
 		return err
 	}

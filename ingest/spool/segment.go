@@ -72,15 +72,17 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// createSegment creates a new segment file starting at base, writes its
-// header and makes both the file and its directory entry durable. It
-// returns the file opened for appending.
-func createSegment(dir string, base uint64) (*os.File, error) {
+// createSegment creates a new segment file starting at base, reserves
+// prealloc bytes of disk for it, writes its header and makes both the file
+// and its directory entry durable. It returns the file opened for
+// appending.
+func createSegment(dir string, base uint64, prealloc int64) (*os.File, error) {
 	path := segPath(dir, base)
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("creating segment: %w", err)
 	}
+	preallocate(f, prealloc)
 	if _, err := f.Write(encodeSegHeader(base)); err != nil {
 		_ = f.Close()
 		return nil, fmt.Errorf("writing segment header: %w", err)
@@ -101,13 +103,13 @@ func createSegment(dir string, base uint64) (*os.File, error) {
 // reported on log. It returns the segments and the active (last) segment
 // opened for appending. If dir holds no segment, one starting at
 // emptyBase is created.
-func recoverSegments(dir string, emptyBase uint64, log *slog.Logger) ([]*segment, *os.File, error) {
+func recoverSegments(dir string, emptyBase uint64, prealloc int64, log *slog.Logger) ([]*segment, *os.File, error) {
 	bases, err := listSegments(dir)
 	if err != nil {
 		return nil, nil, err
 	}
 	if len(bases) == 0 {
-		f, err := createSegment(dir, emptyBase)
+		f, err := createSegment(dir, emptyBase, prealloc)
 		if err != nil {
 			return nil, nil, err
 		}

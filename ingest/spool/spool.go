@@ -124,7 +124,7 @@ func Open(dir string, opts Options) (*Spool, error) {
 	for _, p := range positions {
 		emptyBase = max(emptyBase, p)
 	}
-	segs, active, err := recoverSegments(dir, emptyBase, s.log)
+	segs, active, err := recoverSegments(dir, emptyBase, opts.SegmentBytes, s.log)
 	if err != nil {
 		_ = lock.Close()
 		return nil, fmt.Errorf("recovering spool: %w", err)

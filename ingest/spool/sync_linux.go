@@ -1,0 +1,33 @@
+//go:build linux
+
+package spool
+
+import (
+	"os"
+	"syscall"
+)
+
+// fallocKeepSize is FALLOC_FL_KEEP_SIZE from linux/falloc.h.
+const fallocKeepSize = 0x1
+
+// preallocate reserves size bytes of disk for f without changing its
+// length (FALLOC_FL_KEEP_SIZE), so that appends do not allocate blocks at
+// fsync time. Recovery is unaffected: the file length still ends at the
+// last written byte. Failure is harmless (the filesystem may not support
+// it) and ignored.
+func preallocate(f *os.File, size int64) {
+	_ = syscall.Fallocate(int(f.Fd()), fallocKeepSize, 0, size)
+}
+
+// syncData makes f's written data durable. fdatasync also persists the
+// metadata needed to read the data back (the file length) and skips the
+// rest (timestamps). Measured ~25% cheaper than fsync for 30 KiB appends
+// into a preallocated file.
+func syncData(f *os.File) error {
+	for {
+		err := syscall.Fdatasync(int(f.Fd()))
+		if err != syscall.EINTR {
+			return err
+		}
+	}
+}
