@@ -93,6 +93,9 @@ func runSuite(t *testing.T, tg target, unboundedQueues bool) {
 		lossless bool
 	}{
 		{"fanin qos0", []string{"fanin", "-pubs", "5", "-subs", "1", "-rate", "500"}, false},
+		// Longer than a second of flood: connections whose read buffer
+		// always holds part of the next packet must not time out.
+		{"fanin qos0 full speed", []string{"fanin", "-pubs", "4", "-subs", "1", "-duration", "2s"}, false},
 		{"fanin qos1", []string{"fanin", "-pubs", "10", "-subs", "1", "-qos", "1", "-rate", "300"}, true},
 		{"fanin qos1 full speed", []string{"fanin", "-pubs", "4", "-subs", "1", "-qos", "1", "-inflight", "16"}, unboundedQueues},
 		{"fanin qos2 v5", []string{"fanin", "-pubs", "4", "-subs", "2", "-qos", "2", "-v", "5", "-rate", "300"}, true},
@@ -102,7 +105,7 @@ func runSuite(t *testing.T, tg target, unboundedQueues bool) {
 	}
 	for _, tt := range traffic {
 		t.Run(tt.name, func(t *testing.T) {
-			s := runBench(t, tg, append(tt.args, "-duration", "1s")...)
+			s := runBench(t, tg, append([]string{tt.args[0], "-duration", "1s"}, tt.args[1:]...)...)
 			checkClean(t, s)
 			checkDelivery(t, s, tt.lossless)
 		})
