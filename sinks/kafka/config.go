@@ -63,10 +63,10 @@ type TLSConfig struct {
 	// CAFile is a PEM file of CA certificates trusted in addition to the
 	// system's. Default: "" (system roots only).
 	CAFile string `koanf:"ca_file"`
-	// CertFile is the PEM client certificate (set with KeyFile).
+	// CertFile is the PEM client certificate (set with key_file).
 	// Default: "" (no client certificate).
 	CertFile string `koanf:"cert_file"`
-	// KeyFile is the PEM key of CertFile. Default: "".
+	// KeyFile is the PEM key of cert_file. Default: "".
 	KeyFile string `koanf:"key_file"`
 	// ServerName overrides the name verified in the brokers'
 	// certificates. Default: "" (the host of each broker address).

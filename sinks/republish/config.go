@@ -13,7 +13,7 @@ type Config struct {
 	// Default: "" (such records are dead-lettered).
 	Topic string `koanf:"topic"`
 	// MaxHops is how many times a message may be republished: a record
-	// whose source message carries a sluice-hop user property of MaxHops
+	// whose source message carries a sluice-hop user property of max_hops
 	// or more is dead-lettered instead, which breaks rule loops.
 	// Default: 8.
 	MaxHops int `koanf:"max_hops"`

@@ -46,10 +46,11 @@ type Config struct {
 	// MaxConcurrency bounds the requests in flight at once, across all
 	// writes of the sink. Default: 8.
 	MaxConcurrency int `koanf:"max_concurrency"`
-	// Secret, when set, signs every request: an X-Sluice-Signature header
+	// Secret signs every request when set: an X-Sluice-Signature header
 	// holds t=<unix time>,v1=<hex HMAC-SHA256 of "<unix time>.<body>">
-	// (see sinks/README.md for verifying it). ${NAME} is replaced by
-	// environment variable NAME. Default: "" (unsigned).
+	// and X-Sluice-Timestamp the same time (see sinks/README.md for
+	// verifying it). ${NAME} is replaced by environment variable NAME.
+	// Default: "" (unsigned).
 	Secret string `koanf:"secret"`
 	// TLS configures https connections.
 	TLS TLSConfig `koanf:"tls"`
@@ -60,10 +61,10 @@ type TLSConfig struct {
 	// CAFile is a PEM file of CA certificates trusted in addition to the
 	// system's. Default: "" (system roots only).
 	CAFile string `koanf:"ca_file"`
-	// CertFile is the PEM client certificate (set with KeyFile).
+	// CertFile is the PEM client certificate (set with key_file).
 	// Default: "" (no client certificate).
 	CertFile string `koanf:"cert_file"`
-	// KeyFile is the PEM key of CertFile. Default: "".
+	// KeyFile is the PEM key of cert_file. Default: "".
 	KeyFile string `koanf:"key_file"`
 	// InsecureSkipVerify accepts any server certificate. For tests only.
 	// Default: false.
