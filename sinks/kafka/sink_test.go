@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -406,55 +404,6 @@ func TestClassify(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := sinks.IsPermanent(Classify(tt.err)); got != tt.permanent {
 				t.Fatalf("IsPermanent(Classify(%v)) = %v, want %v", tt.err, got, tt.permanent)
-			}
-		})
-	}
-}
-
-func TestUnresponsiveBroker(t *testing.T) {
-	// A broker that accepts connections and never answers: Write must
-	// still return when its context ends, with a retryable error.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var conns []net.Conn
-	var mu sync.Mutex
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-		}
-	}()
-	defer func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	s := newSink(t, Config{Brokers: []string{ln.Addr().String()}, Topic: "events"})
-	for _, call := range []string{"Connect", "Write"} {
-		t.Run(call, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-			defer cancel()
-			start := time.Now()
-			if call == "Connect" {
-				err = s.Connect(ctx)
-			} else {
-				err = s.Write(ctx, sinktest.Records("", 1, 3, "hang"))
-			}
-			if took := time.Since(start); took > 2*time.Second {
-				t.Fatalf("%s took %s with a 300ms deadline", call, took)
-			}
-			if err == nil || sinks.IsPermanent(err) {
-				t.Fatalf("%s = %v, want a retryable error", call, err)
 			}
 		})
 	}
