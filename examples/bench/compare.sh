@@ -14,6 +14,8 @@
 #   SIZE       payload bytes [200]
 #   INFLIGHT   QoS 1 window per publisher [64]
 #   FANOUT_QOS QoS of the fan-out workload [0]
+#   DURABILITY Sluice's ingest durability: spool (its default: every message
+#              is written to its on-disk log) or none [spool]
 #   REPEAT     runs per broker and workload; the table shows the median [1]
 #   WORKLOADS  which to run, of: fanin0 fanin1 fanout conn [all four]
 #   KEEP       directory to keep the raw JSON summaries and broker logs in
@@ -30,6 +32,7 @@ SUBS=${SUBS:-100}
 SIZE=${SIZE:-200}
 INFLIGHT=${INFLIGHT:-64}
 FANOUT_QOS=${FANOUT_QOS:-0}
+DURABILITY=${DURABILITY:-spool}
 REPEAT=${REPEAT:-1}
 WORKLOADS=${WORKLOADS:-fanin0 fanin1 fanout conn}
 
@@ -143,6 +146,9 @@ start_broker_once() {
 		"$mosquitto" -c "$work/$tag.conf" >"$work/$tag.log" 2>&1 &
 		;;
 	sluice)
+		# Sluice's defaults, including its durable ingest spool, except the
+		# admin listener (off: its fixed port could be taken) and the data
+		# directory (a fresh one per run, removed after it).
 		cat >"$work/$tag.yaml" <<-EOF
 			log:
 			  level: warn
@@ -151,6 +157,11 @@ start_broker_once() {
 			    - name: bench
 			      address: 127.0.0.1:$port
 			      allow_anonymous: true
+			ingest:
+			  durability: $DURABILITY
+			  data_dir: $work/$tag.data
+			admin:
+			  address: ""
 		EOF
 		"$sluice" run -c "$work/$tag.yaml" >"$work/$tag.log" 2>&1 &
 		;;
@@ -167,6 +178,7 @@ stop_broker() {
 	local p keep=()
 	kill "$pid" 2>/dev/null || true
 	wait "$pid" 2>/dev/null || true
+	rm -rf "$work"/*.data
 	for p in "${pids[@]}"; do
 		[ "$p" != "$pid" ] && keep+=("$p")
 	done
@@ -287,6 +299,7 @@ title() {
 echo
 echo "mosquitto $("$mosquitto" -h 2>/dev/null | head -n1 | awk '{print $3}') vs Sluice $("$sluice" version 2>/dev/null | head -n1 | awk '{print $2}'), client sluice bench, $(nproc) cores, $(date -u +%Y-%m-%d)"
 echo "traffic $DURATION per run, hold $HOLD, $REPEAT run(s) per broker (median); ratio = sluice / mosquitto"
+echo "Sluice ingest durability: $DURABILITY; mosquitto: no persistence"
 echo "load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg) (other load skews every number)"
 echo
 row "workload" "metric" "mosquitto" "sluice" "ratio" "lost (mosquitto / sluice)"
@@ -305,9 +318,16 @@ for w in $WORKLOADS; do
 	line "" "$w" "latency p99 ms" p99
 	line "" "$w" "broker CPU s" cpu_s
 done
+notes=0
 for f in "$work"/*.json; do
 	e=$(jget "$f" errors)
-	if [ -n "$e" ] && [ "$e" != 0 ]; then
-		log "$(basename "$f" .json): $e errors: $(grep -o '"error_samples":\[[^]]*' "$f" | head -c 300)"
+	if [ ! -s "$f" ]; then
+		e="no summary (bench failed)"
+	elif [ -z "$e" ] || [ "$e" = 0 ]; then
+		continue
 	fi
+	[ $notes -eq 0 ] && echo && echo "errors (the numbers of these runs are suspect):"
+	notes=$((notes + 1))
+	first=$(grep -o '"error_samples":\["[^"]*' "$f" | cut -d'"' -f4 | head -c 160)
+	echo "  $(basename "$f" .json): $e${first:+, e.g. $first}"
 done
