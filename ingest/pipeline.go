@@ -149,6 +149,11 @@ func (p *Pipeline) Open() error {
 }
 
 func (p *Pipeline) closeStores() {
+	for name, r := range p.runners {
+		if err := r.sink.Close(); err != nil {
+			p.log.Error("closing sink", "sink", name, "error", err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.ShutdownTimeout)
 	defer cancel()
 	if p.spool != nil {

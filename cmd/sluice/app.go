@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"os"
+	"os/signal"
+	"syscall"
 	"sort"
 	"sync"
 
@@ -13,12 +17,19 @@ import (
 	"github.com/sluicehq/sluice/broker"
 	"github.com/sluicehq/sluice/ingest"
 	"github.com/sluicehq/sluice/internal/admin"
+	"github.com/sluicehq/sluice/rules"
 	"github.com/sluicehq/sluice/sinks"
+	"github.com/sluicehq/sluice/sinks/republish"
+	"github.com/sluicehq/sluice/sinks/sinkconfig"
 )
 
 // app is the wired process: broker → pipeline → sinks, plus the admin
 // listener. It only connects the pieces; each decides for itself.
 type app struct {
+	cfg      Config
+	path     string
+	environ  []string
+	rules    *rules.Holder
 	log      *slog.Logger
 	reg      *prometheus.Registry
 	broker   *broker.Server
@@ -26,16 +37,46 @@ type app struct {
 	admin    *admin.Server
 }
 
-// newApp builds every component from cfg without doing I/O.
-func newApp(cfg Config, log *slog.Logger) (*app, error) {
+// brokerRef lets the republish sink exist before the broker it publishes
+// into (the broker needs the pipeline, which needs its sinks).
+type brokerRef struct{ srv *broker.Server }
+
+func (b *brokerRef) Publish(m *broker.Message) error { return b.srv.Publish(m) }
+
+// newApp builds every component from cfg without doing I/O. path and
+// environ are kept to re-read the config on reload.
+func newApp(cfg Config, path string, environ []string, log *slog.Logger) (*app, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a := &app{log: log, reg: reg}
+	a := &app{cfg: cfg, path: path, environ: environ, log: log, reg: reg}
+	ref := &brokerRef{}
 	sinkSet := map[string]sinks.Sink{}
+	specs := map[string]sinkconfig.Spec(cfg.Sinks)
+	if _, ok := specs[rules.RepublishSink]; !ok {
+		specs = maps.Clone(specs)
+		specs[rules.RepublishSink] = sinkconfig.Spec{Type: sinkconfig.TypeRepublish, Republish: republish.DefaultConfig()}
+	}
+	for name, spec := range specs {
+		sk, err := sinkconfig.New(name, spec, sinkconfig.Deps{Logger: log, Broker: ref})
+		if err != nil {
+			closeSinks(sinkSet)
+			return nil, err
+		}
+		sinkSet[name] = sk
+	}
+	holder, errs := rules.NewHolder(cfg.rulesConfig(), rules.Options{
+		Sinks: cfg.sinkNames(), ConfigFile: path, Metrics: rules.NewMetrics(reg), Logger: log.With("component", "rules"),
+	})
+	if len(errs) > 0 {
+		closeSinks(sinkSet)
+		return nil, ruleErrors(errs)
+	}
+	a.rules = holder
 	p, err := ingest.New(cfg.Ingest, ingest.Options{
-		Logger: log, Registerer: reg, Sinks: sinkSet,
+		Logger: log, Registerer: reg, Sinks: sinkSet, Router: holder, Decoder: rules.JSONDecoder{},
 	})
 	if err != nil {
+		closeSinks(sinkSet)
 		return nil, err
 	}
 	a.pipeline = p
@@ -46,6 +87,7 @@ func newApp(cfg Config, log *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	a.broker = srv
+	ref.srv = srv
 	a.admin = admin.New(cfg.Admin, log.With("component", "admin"), reg)
 	a.admin.Mount("/api/v1/ingest", p.Handler())
 	a.admin.Mount("/api/v1/deadletters", p.Handler())
@@ -100,6 +142,15 @@ func (a *app) run(ctx context.Context) error {
 		defer wg.Done()
 		adminErr = a.admin.Serve(actx)
 	}()
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		_ = a.rules.Watch(actx, rules.WatchOptions{Load: a.reloadConfig})
+	}()
+	go func() {
+		defer wg.Done()
+		a.reloadOnHangup(actx)
+	}()
 	brokerErr := a.broker.Serve(ctx)
 	stopPipeline()
 	stopAdmin()
@@ -110,4 +161,46 @@ func (a *app) run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// reloadConfig re-reads the config file for a rules reload.
+func (a *app) reloadConfig() (rules.Config, rules.Options, error) {
+	cfg, err := loadConfig(a.path, a.environ)
+	if err != nil {
+		return rules.Config{}, rules.Options{}, err
+	}
+	opts := cfg.rulesOptions(a.path)
+	opts.Logger = a.log.With("component", "rules")
+	return cfg.rulesConfig(), opts, nil
+}
+
+// reloadOnHangup reloads the rules on SIGHUP until ctx ends. An invalid
+// rule set is refused with its errors and the running one stays.
+func (a *app) reloadOnHangup(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		cfg, opts, err := a.reloadConfig()
+		if err == nil {
+			err = a.rules.Reload(cfg, opts)
+		}
+		if err != nil {
+			a.log.Error("reloading rules on SIGHUP; keeping the active rules", "err", err)
+			continue
+		}
+		v := a.rules.Version()
+		a.log.Info("rules reloaded", "version", v.Hash)
+	}
+}
+
+func closeSinks(set map[string]sinks.Sink) {
+	for _, s := range set {
+		_ = s.Close()
+	}
 }

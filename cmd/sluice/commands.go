@@ -74,7 +74,7 @@ func cmdRun(args []string, stderr io.Writer, environ []string) int {
 		}
 	}()
 
-	a, err := newApp(cfg, log)
+	a, err := newApp(cfg, *path, environ, log)
 	if err != nil {
 		log.Error("starting", "err", err)
 		return 1

@@ -13,6 +13,8 @@ import (
 	"github.com/sluicehq/sluice/ingest"
 	"github.com/sluicehq/sluice/internal/admin"
 	"github.com/sluicehq/sluice/internal/config"
+	"github.com/sluicehq/sluice/rules"
+	"github.com/sluicehq/sluice/sinks/sinkconfig"
 )
 
 // Config is the whole Sluice configuration, one field per top-level
@@ -26,6 +28,34 @@ type Config struct {
 	Ingest ingest.Config `koanf:"ingest"`
 	// Admin configures the admin HTTP listener (metrics, probes, APIs).
 	Admin admin.Config `koanf:"admin"`
+	// Sinks are the destinations rules write to, by name.
+	Sinks sinkSection `koanf:"sinks"`
+	// Rules route, filter and reshape messages; compiled by package rules,
+	// which reports positions itself.
+	Rules []rules.RuleConfig `koanf:"rules"`
+	// RulesFiles are rule files, directories or globs (package rules).
+	RulesFiles []string `koanf:"rules_files"`
+}
+
+// rulesConfig assembles the rules package's view of the config.
+func (c *Config) rulesConfig() rules.Config {
+	return rules.Config{Rules: c.Rules, Files: c.RulesFiles}
+}
+
+// sinkSection is the `sinks:` section: sink name → spec.
+type sinkSection map[string]sinkconfig.Spec
+
+// Validate checks every sink spec.
+func (s sinkSection) Validate() []error { return sinkconfig.ValidateAll(s) }
+
+// sinkNames lists the configured sinks (and the built-in republish sink)
+// for rule validation.
+func (c *Config) sinkNames() []string {
+	names := []string{rules.RepublishSink}
+	for name := range c.Sinks {
+		names = append(names, name)
+	}
+	return names
 }
 
 // defaultConfig returns every section's defaults.
@@ -35,6 +65,7 @@ func defaultConfig() Config {
 		Broker: broker.DefaultConfig(),
 		Ingest: ingest.DefaultConfig(),
 		Admin:  admin.DefaultConfig(),
+		Sinks:  sinkSection{},
 	}
 }
 
@@ -46,6 +77,9 @@ func (c *Config) sections() []config.Section {
 		{Name: "broker", Value: &c.Broker},
 		{Name: "ingest", Value: &c.Ingest},
 		{Name: "admin", Value: &c.Admin},
+		{Name: "sinks", Value: &c.Sinks},
+		{Name: "rules", Value: &c.Rules},
+		{Name: "rules_files", Value: &c.RulesFiles},
 	}
 }
 
@@ -71,12 +105,34 @@ func loadConfig(path string, environ []string) (Config, error) {
 		}
 		src.FileName, src.File = path, data
 	}
-	err := config.Load(cfg.sections(), src)
-	return cfg, err
+	if err := config.Load(cfg.sections(), src); err != nil {
+		return cfg, err
+	}
+	if _, errs := rules.Compile(cfg.rulesConfig(), cfg.rulesOptions(path)); len(errs) > 0 {
+		return cfg, ruleErrors(errs)
+	}
+	return cfg, nil
 }
+
+// rulesOptions is how rules are compiled for this config.
+func (c *Config) rulesOptions(path string) rules.Options {
+	return rules.Options{Sinks: c.sinkNames(), ConfigFile: path}
+}
+
+// ruleErrors lists rule compile errors, already carrying their file:line.
+type ruleErrors []error
+
+func (e ruleErrors) Error() string { return errors.Join(e...).Error() }
 
 // printConfigError writes a loadConfig error to w, one problem a line.
 func printConfigError(w io.Writer, err error) {
+	if re, ok := err.(ruleErrors); ok {
+		for _, e := range re {
+			fmt.Fprintln(w, e)
+		}
+		fmt.Fprintf(w, "sluice: %d rule problem(s)\n", len(re))
+		return
+	}
 	var errs config.Errors
 	if !errors.As(err, &errs) {
 		fmt.Fprintf(w, "sluice: %v\n", err)

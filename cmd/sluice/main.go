@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/sluicehq/sluice/internal/bench"
+	"github.com/sluicehq/sluice/rules/rulescli"
 )
 
 func main() {
@@ -30,6 +31,7 @@ Commands:
   validate [-c FILE]  check the configuration and print every problem
   version             print version, commit and Go version
   bench MODE [flags]  generate MQTT load against a broker ('sluice bench -h')
+  rules test|eval      test rule sets against cases, explain one message
   dlq list|show|replay  inspect and re-drive dead letters of a running Sluice
 
 Without -c, the built-in sluice.default.yaml is used. SLUICE_* environment
@@ -53,6 +55,8 @@ func run(args []string, stdout, stderr io.Writer, environ []string) int {
 		return cmdValidate(rest, stdout, stderr, environ)
 	case "version":
 		return cmdVersion(rest, stdout, stderr)
+	case "rules":
+		return rulescli.Main(rest, stdout, stderr)
 	case "dlq":
 		return cmdDLQ(rest, stdout, stderr, environ)
 	case "bench":

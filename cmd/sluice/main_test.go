@@ -46,7 +46,7 @@ broker:
     - name: a
       adress: 127.0.0.1:1
   connect_timeout: 10
-sinks: {}
+sinkz: {}
 `)
 	tests := []struct {
 		name       string
@@ -67,7 +67,7 @@ sinks: {}
 				`broker.max_packet_size: cannot parse "abc" as uint32 (` + bad + `:4)`,
 				`broker.listeners[0].adress: unknown key (` + bad + `:7)`,
 				`broker.connect_timeout: cannot use 10 as duration: add a unit, e.g. "10s" (` + bad + `:8)`,
-				`sinks: unknown section (` + bad + `:9)`,
+				`sinkz: unknown section (` + bad + `:9)`,
 				`sluice: 5 config problems`,
 			},
 		},

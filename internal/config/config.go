@@ -55,7 +55,8 @@ type Section struct {
 	// Name is the section's key in the file and the first element of its
 	// environment variables (SLUICE_<NAME>__...). Lowercase.
 	Name string
-	// Value is a non-nil pointer to the section's struct, holding the
+	// Value is a non-nil pointer to the section's struct (or list or map
+	// of structs, for sections such as rules and sinks), holding the
 	// defaults. When the section loads without errors, Load stores the
 	// result in it. Fields are named by their `koanf` tags. If Value has
 	// a method Validate() []error, Load calls it; each error should start
@@ -94,8 +95,8 @@ func Load(sections []Section, src Sources) error {
 		if known[s.Name] {
 			return fmt.Errorf("section %q: defined twice", s.Name)
 		}
-		if v.Kind() != reflect.Pointer || v.IsNil() || v.Elem().Kind() != reflect.Struct {
-			return fmt.Errorf("section %q: value must be a non-nil pointer to a struct, got %T", s.Name, s.Value)
+		if v.Kind() != reflect.Pointer || v.IsNil() || !slices.Contains([]reflect.Kind{reflect.Struct, reflect.Slice, reflect.Map}, v.Elem().Kind()) {
+			return fmt.Errorf("section %q: value must be a non-nil pointer to a struct, slice or map, got %T", s.Name, s.Value)
 		}
 		known[s.Name] = true
 		defaults := map[string]any{s.Name: toMap(v.Elem())}
