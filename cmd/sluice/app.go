@@ -7,9 +7,9 @@ import (
 	"maps"
 	"os"
 	"os/signal"
-	"syscall"
 	"sort"
 	"sync"
+	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
