@@ -53,7 +53,25 @@ func (r *runner) finish(d *delivery, ok bool) {
 	d.done(ok)
 }
 
+// batchOverrider is implemented by sinks that want their own batch
+// bounds (ClickHouse wants tens of thousands of rows and a long linger).
+type batchOverrider interface {
+	BatchOverride() (maxRecords, maxBytes int, linger time.Duration)
+}
+
 func newRunner(name string, s sinks.Sink, cfg Config, dlq *deadletter.Store, log *slog.Logger) *runner {
+	if o, ok := s.(batchOverrider); ok {
+		n, b, l := o.BatchOverride()
+		if n > 0 {
+			cfg.Batch.MaxRecords = n
+		}
+		if b > 0 {
+			cfg.Batch.MaxBytes = b
+		}
+		if l > 0 {
+			cfg.Batch.Linger = l
+		}
+	}
 	r := &runner{name: name, sink: s, cfg: cfg, dlq: dlq, log: log, seed: maphash.MakeSeed(), state: &sinkState{}}
 	r.lanes = make([]chan *delivery, cfg.Lanes)
 	for i := range r.lanes {
