@@ -41,6 +41,12 @@ type Config struct {
 	// yet written to its socket. QoS 0 messages that do not fit are dropped.
 	// Default: 256 KiB.
 	MaxBufferedBytes int `koanf:"max_buffered_bytes"`
+	// MaxPublisherWait is how long routing a QoS 0 message may wait for
+	// room in a subscriber's full write buffer while that subscriber is
+	// reading (its current write began less than 100ms ago); this paces
+	// publishers to live subscribers instead of dropping. A subscriber that
+	// stopped reading is never waited for. 0 drops at once. Default: 20ms.
+	MaxPublisherWait time.Duration `koanf:"max_publisher_wait"`
 	// TopicAliasMaximum is the number of inbound topic aliases a v5 client
 	// may use. Default: 64.
 	TopicAliasMaximum uint16 `koanf:"topic_alias_maximum"`
@@ -89,6 +95,7 @@ func DefaultConfig() Config {
 		MaxQueuedMessages: 1000,
 		MaxQueuedBytes:    16 << 20,
 		MaxBufferedBytes:  256 << 10,
+		MaxPublisherWait:  20 * time.Millisecond,
 		TopicAliasMaximum: 64,
 		ConnectTimeout:    10 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -150,6 +157,7 @@ func (c Config) Validate() []error {
 		{"write_timeout", c.WriteTimeout, true},
 		{"shutdown_timeout", c.ShutdownTimeout, true},
 		{"reject_wait", c.RejectWait, false},
+		{"max_publisher_wait", c.MaxPublisherWait, false},
 	}
 	for _, d := range durations {
 		switch {

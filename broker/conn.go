@@ -216,9 +216,18 @@ func (c *conn) loop() error {
 		}
 		p, err := c.r.ReadPacket()
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) && c.r.Buffered() == 0 &&
-				(c.keepAlive == 0 || time.Now().Before(kaDeadline)) && c.stopping() == nil {
-				return c.goIdle(kaDeadline)
+			if errors.Is(err, os.ErrDeadlineExceeded) && c.stopping() == nil &&
+				(c.keepAlive == 0 || time.Now().Before(kaDeadline)) {
+				if c.r.Buffered() == 0 {
+					return c.goIdle(kaDeadline)
+				}
+				// The idle hand-over deadline passed in the middle of a
+				// packet: keep reading it until the keep alive deadline.
+				c.nc.SetReadDeadline(kaDeadline)
+				if err := c.stopping(); err != nil {
+					return err
+				}
+				continue
 			}
 			return c.readErr(err)
 		}

@@ -13,14 +13,16 @@ import (
 // buf out and writes it in one syscall, so packets queued while a write is
 // in progress go out together in the next one.
 type outState struct {
-	buf        []byte // encoded packets not yet handed to the writer
-	spare      []byte // the writer's previous buffer, reused
-	writing    bool   // a writer goroutine is running
-	ready      bool   // CONNACK is queued: PUBLISH may follow
-	closed     bool   // no more packets are accepted
-	closeAfter bool   // the writer closes the socket once buf is written
-	dead       bool   // writing failed or was abandoned: discard buf
-	finished   bool   // the writer closed the socket: no writer starts again
+	buf        []byte        // encoded packets not yet handed to the writer
+	spare      []byte        // the writer's previous buffer, reused
+	writing    bool          // a writer goroutine is running
+	ready      bool          // CONNACK is queued: PUBLISH may follow
+	closed     bool          // no more packets are accepted
+	closeAfter bool          // the writer closes the socket once buf is written
+	dead       bool          // writing failed or was abandoned: discard buf
+	finished   bool          // the writer closed the socket: no writer starts again
+	writeStart int64         // when the write in progress began (unix ns), 0: none
+	room       chan struct{} // closed when the writer takes buf (see sendEncoded)
 	aliases    map[string]uint16
 }
 
@@ -60,14 +62,18 @@ func (c *conn) writeLoop() {
 	for {
 		c.outMu.Lock()
 		if wbuf != nil {
-			if c.out.spare == nil && cap(wbuf) <= maxPooledBuf {
+			// Keep the written buffer for the next swap whatever its
+			// size while data flows; it is pooled or dropped on exit.
+			if c.out.spare == nil {
 				c.out.spare = wbuf[:0]
 			} else {
 				putBuf(wbuf)
 			}
 			wbuf = nil
 		}
+		c.out.writeStart = 0
 		if len(c.out.buf) == 0 || c.out.dead {
+			c.out.wakeRoomLocked()
 			c.out.writing = false
 			closing := c.out.closeAfter
 			c.out.finished = closing
@@ -81,6 +87,8 @@ func (c *conn) writeLoop() {
 			return
 		}
 		wbuf, c.out.buf, c.out.spare = c.out.buf, c.out.spare, nil
+		c.out.writeStart = time.Now().UnixNano()
+		c.out.wakeRoomLocked()
 		c.outMu.Unlock()
 
 		c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
@@ -233,18 +241,63 @@ func (c *conn) sendEncoded(b []byte) {
 		return
 	}
 	c.outMu.Lock()
-	switch {
-	case c.out.closed || !c.out.ready:
-		st.drop(dropOffline)
-	case len(c.out.buf) > 0 && len(c.out.buf)+len(b) > c.s.cfg.MaxBufferedBytes:
-		st.drop(dropBufferFull)
-	default:
-		c.ensureBufLocked()
-		c.out.buf = append(c.out.buf, b...)
-		st.sent.Add(1)
-		c.startWriterLocked()
+	waited := false
+	for {
+		switch {
+		case c.out.closed || !c.out.ready:
+			st.drop(dropOffline)
+		case len(c.out.buf) > 0 && len(c.out.buf)+len(b) > c.s.cfg.MaxBufferedBytes:
+			if !waited && c.waitRoomLocked() {
+				waited = true
+				continue
+			}
+			st.drop(dropBufferFull)
+		default:
+			c.ensureBufLocked()
+			c.out.buf = append(c.out.buf, b...)
+			st.sent.Add(1)
+			c.startWriterLocked()
+		}
+		c.outMu.Unlock()
+		return
 	}
+}
+
+// stallAfter is how long a write may be in progress before its subscriber
+// counts as stalled: routing then drops for it at once instead of waiting.
+const stallAfter = 100 * time.Millisecond
+
+// waitRoomLocked waits, up to MaxPublisherWait, for the writer to take the
+// full buffer, when the subscriber is reading (its write in progress began
+// less than stallAfter ago). It reports whether it waited; c.outMu is
+// released while waiting and held again on return.
+func (c *conn) waitRoomLocked() bool {
+	wait := c.s.cfg.MaxPublisherWait
+	if wait <= 0 || !c.out.writing || c.out.writeStart == 0 ||
+		time.Now().UnixNano()-c.out.writeStart >= int64(stallAfter) {
+		return false
+	}
+	if c.out.room == nil {
+		c.out.room = make(chan struct{})
+	}
+	ch := c.out.room
 	c.outMu.Unlock()
+	t := time.NewTimer(wait)
+	select {
+	case <-ch:
+	case <-t.C:
+	}
+	t.Stop()
+	c.outMu.Lock()
+	return true
+}
+
+// wakeRoomLocked wakes routing goroutines waiting for room.
+func (o *outState) wakeRoomLocked() {
+	if o.room != nil {
+		close(o.room)
+		o.room = nil
+	}
 }
 
 // sendPublish encodes and queues a PUBLISH for this connection alone: QoS
