@@ -106,6 +106,12 @@ func (w *writer) writeItems(items []pending) error {
 		}
 		w.buf = appendFrame(w.buf, it.data)
 		w.adopt(items[i : i+1])
+		if len(w.buf) >= w.s.opts.CommitBytes {
+			if err := w.write(); err != nil { // keeps buf near CommitBytes
+				w.adopt(items[i+1:])
+				return err
+			}
+		}
 	}
 	return w.write()
 }
