@@ -61,4 +61,5 @@ type Options struct {
 	Logger     *slog.Logger          // default: slog.New(discard)
 	Registerer prometheus.Registerer // default: none (metrics not exported)
 	Consumer   Consumer              // default: accepts every message at once
+	Store      SessionStore          // default: none (state in memory only)
 }

@@ -335,6 +335,7 @@ func (c *conn) handleDisconnect(p *packet.Disconnect) error {
 				ss.expiry = c.s.capExpiry(p.Props.SessionExpiry)
 			}
 			ss.mu.Unlock()
+			c.s.markDirty(ss)
 			if zero && p.Props.SessionExpiry != 0 {
 				return protoErr(packet.ProtocolError, "session expiry set on DISCONNECT after 0 on CONNECT")
 			}

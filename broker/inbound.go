@@ -264,6 +264,7 @@ func (c *conn) complete(in *inbound) {
 				ss.relWaitN.Store(int32(ss.relWait))
 			}
 			ss.mu.Unlock()
+			c.s.markDirty(ss)
 			c.sendAck(packet.PUBREC, in.pid, 0, "")
 		}
 		c.s.deliverAccepted(m, c.clientID)
@@ -344,6 +345,7 @@ func (c *conn) handlePubrel(pid uint16) {
 		code = packet.Success
 	}
 	ss.mu.Unlock()
+	c.s.markDirty(ss)
 	c.sendAck(packet.PUBCOMP, pid, code, "")
 }
 

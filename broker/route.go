@@ -118,7 +118,10 @@ func (s *Server) sendRetained(c *conn, sub *topic.Sub) {
 	for _, m := range msgs {
 		expiry, alive := remainingExpiry(m, now)
 		if !alive {
-			s.retained.Delete(m.Topic)
+			if cur, ok := s.retained.Get(m.Topic); ok && cur == m {
+				s.retained.Delete(m.Topic)
+				s.markRetained(m.Topic)
+			}
 			s.stats.drop(dropExpired)
 			continue
 		}

@@ -31,6 +31,8 @@ type Server struct {
 	sessions sessionTable
 	online   func(clientID string) bool // s.isOnline, bound once
 	poller   *idlePoller                // nil: idle connections keep a goroutine
+	store    SessionStore               // nil: state in memory only
+	storeSt  storeState
 	idPrefix string
 	nextID   atomic.Uint64
 
@@ -70,6 +72,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 		cfg:      cfg,
 		log:      log,
 		consumer: opts.Consumer,
+		store:    opts.Store,
 		subs:     topic.NewTree(),
 		retained: topic.NewRetained[*Message](),
 		idPrefix: fmt.Sprintf("sluice-%x-", time.Now().UnixNano()&0xffffffffff),
@@ -79,6 +82,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 		conns:    make(map[*conn]struct{}),
 	}
 	s.sessions.init()
+	s.storeSt = storeState{dirty: make(map[string]*session), deleted: make(map[string]struct{}), retain: make(map[string]struct{})}
 	s.online = s.isOnline
 	if opts.Registerer != nil {
 		if err := opts.Registerer.Register(collector{s}); err != nil {
@@ -140,6 +144,15 @@ func (s *Server) Serve(ctx context.Context) error {
 	base, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	s.baseCtx = base
+	storeStop := make(chan struct{})
+	if s.store != nil {
+		if err := s.restore(ctx); err != nil {
+			s.mu.Unlock()
+			return fmt.Errorf("loading broker state: %w", err)
+		}
+		s.wg.Add(1)
+		go s.runStore(storeStop)
+	}
 	if p, err := newIdlePoller(s); err != nil {
 		s.log.Warn("idle connection poller unavailable, idle connections keep a goroutine", "err", err)
 	} else if p != nil {
@@ -154,7 +167,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Unlock()
 
 	<-ctx.Done()
-	s.shutdown(cancel)
+	s.shutdown(cancel, storeStop)
 	return nil
 }
 
@@ -195,7 +208,7 @@ func (s *Server) accept(l *listener) {
 
 // shutdown drains and closes everything; it returns when every goroutine
 // the server started has ended.
-func (s *Server) shutdown(cancel context.CancelFunc) {
+func (s *Server) shutdown(cancel context.CancelFunc, storeStop chan struct{}) {
 	s.mu.Lock()
 	s.draining.Store(true)
 	close(s.drainCh)
@@ -239,6 +252,7 @@ func (s *Server) shutdown(cancel context.CancelFunc) {
 	s.stopped = true
 	s.mu.Unlock()
 	s.sessions.each(func(ss *session) { ss.stopTimers(s) })
+	close(storeStop) // the final flush sees every connection's last state
 	s.poller.stop()
 	s.wg.Wait()
 	s.poller.close()
@@ -304,6 +318,7 @@ func (s *Server) deliverAccepted(m *Message, from string) {
 		} else {
 			s.retained.Set(m.Topic, m)
 		}
+		s.markRetained(m.Topic)
 	}
 	s.route(m, from)
 }

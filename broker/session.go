@@ -16,8 +16,9 @@ const expiryNever = 0xFFFFFFFF
 // when the session expiry interval allows. Subscriptions live in the
 // server's topic.Tree keyed by client id, not here.
 type session struct {
-	id   string
-	conn atomic.Pointer[conn] // attached connection; stored under mu
+	id    string
+	conn  atomic.Pointer[conn] // attached connection; stored under mu
+	dirty atomic.Bool          // changed since the last store flush
 
 	mu            sync.Mutex // guards everything below
 	ended         bool
@@ -159,6 +160,7 @@ func (s *Server) attach(c *conn, clean bool, expiry uint32, connack func(present
 		}
 		ss.mu.Unlock()
 		sh.mu.Unlock()
+		s.markDirty(ss)
 		if will != nil {
 			s.publishWill(will)
 		}
@@ -204,6 +206,7 @@ func (s *Server) detach(c *conn) {
 	}
 	ss.mu.Unlock()
 	sh.mu.Unlock()
+	s.markDirty(ss)
 	for _, w := range wills {
 		s.publishWill(w)
 	}
@@ -242,6 +245,7 @@ func (s *Server) sessionTimer(ss *session, secs uint32, end bool) *time.Timer {
 // unlocking. sh.mu and ss.mu must be held.
 func (s *Server) endSessionLocked(sh *sessionShard, ss *session) *Message {
 	ss.ended = true
+	s.markEnded(ss)
 	if sh.m[ss.id] == ss {
 		delete(sh.m, ss.id)
 		s.stats.sessions.Add(-1)
@@ -305,6 +309,7 @@ func (ss *session) enqueue(s *Server, m *Message, qos byte, retain bool, subID u
 	if ss.ended {
 		return
 	}
+	s.markDirty(ss)
 	if c := ss.conn.Load(); c != nil && ss.qlen() == 0 && len(ss.inflight) < c.window {
 		ss.sendLocked(s, c, d)
 		return
@@ -411,6 +416,7 @@ func (c *conn) handleAck(p *packet.Ack) error {
 		return nil
 	}
 	ss := c.sess
+	c.s.markDirty(ss)
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	i := ss.findLocked(p.PacketID)

@@ -56,6 +56,7 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) error {
 			retained = append(retained, sub)
 		}
 	}
+	s.markDirty(c.sess)
 	c.sendPacket(&packet.Suback{PacketID: p.PacketID, Codes: codes})
 	for i := range retained {
 		s.sendRetained(c, &retained[i])
@@ -96,6 +97,7 @@ func (c *conn) handleUnsubscribe(p *packet.Unsubscribe) error {
 			codes[i] = code
 		}
 	}
+	s.markDirty(c.sess)
 	c.sendPacket(&packet.Unsuback{PacketID: p.PacketID, Codes: codes})
 	return nil
 }

@@ -1,0 +1,263 @@
+package broker
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/sluicehq/sluice/broker/topic"
+)
+
+// SessionStore persists what the broker must not lose across a restart:
+// sessions (expiry, subscriptions, inbound QoS 2 ids, outbound inflight
+// and queued messages) and retained messages. The broker works in memory
+// and hands the store batches of changed state every storeFlushEvery and
+// at shutdown (whole sessions, not per-message operations), so one Save
+// can be one transaction. A nil store (the default) keeps state in memory
+// only, at no cost on the message path.
+type SessionStore interface {
+	// Load returns the stored state. Serve calls it once, before it
+	// accepts connections.
+	Load(ctx context.Context) (StoredState, error)
+	// Save persists a batch: deletions first, then the sessions and
+	// retained messages given, each replacing its stored version.
+	Save(ctx context.Context, b StoreBatch) error
+}
+
+// StoredState is everything a SessionStore holds.
+type StoredState struct {
+	Sessions []StoredSession
+	Retained []*Message
+}
+
+// StoreBatch is the state changed since the previous Save.
+type StoreBatch struct {
+	DeletedSessions []string
+	DeletedRetained []string // topics
+	Sessions        []StoredSession
+	Retained        []*Message
+}
+
+// Empty reports whether the batch holds no change.
+func (b *StoreBatch) Empty() bool {
+	return len(b.DeletedSessions)+len(b.DeletedRetained)+len(b.Sessions)+len(b.Retained) == 0
+}
+
+// StoredSession is one session's persistent state.
+type StoredSession struct {
+	ClientID string
+	// Expiry is the session expiry interval in seconds (0xFFFFFFFF:
+	// never). After a restart it counts from the restart.
+	Expiry        uint32
+	Subscriptions []topic.Sub
+	// Outbound holds the QoS 1/2 messages for the client: the inflight
+	// ones (PacketID set) in send order, then the queued ones.
+	Outbound []StoredDelivery
+	// InboundQoS2 lists the packet ids of QoS 2 messages accepted from the
+	// client (PUBREC sent) and not yet released by PUBREL.
+	InboundQoS2 []uint16
+}
+
+// StoredDelivery is one outbound QoS 1/2 message of a session.
+type StoredDelivery struct {
+	Message  *Message // nil once Released
+	QoS      byte
+	Retain   bool
+	SubID    uint32
+	PacketID uint16 // 0: queued, not sent yet
+	Released bool   // QoS 2: PUBREC received and PUBREL sent
+}
+
+// storeFlushEvery is how often changed state is handed to the store.
+const storeFlushEvery = 250 * time.Millisecond
+
+// storeState tracks what changed since the last flush. Only used when a
+// SessionStore is configured.
+type storeState struct {
+	mu      sync.Mutex
+	dirty   map[string]*session
+	deleted map[string]struct{}
+	retain  map[string]struct{}
+}
+
+// markDirty records that ss changed. The per-session flag keeps the
+// shared lock off the path of a session that is already dirty.
+func (s *Server) markDirty(ss *session) {
+	if s.store == nil || ss.dirty.Swap(true) {
+		return
+	}
+	st := &s.storeSt
+	st.mu.Lock()
+	st.dirty[ss.id] = ss
+	st.mu.Unlock()
+}
+
+// markEnded records that ss was deleted.
+func (s *Server) markEnded(ss *session) {
+	if s.store == nil {
+		return
+	}
+	st := &s.storeSt
+	st.mu.Lock()
+	if st.dirty[ss.id] == ss {
+		delete(st.dirty, ss.id)
+	}
+	st.deleted[ss.id] = struct{}{}
+	st.mu.Unlock()
+}
+
+// markRetained records that the retained message of a topic changed.
+func (s *Server) markRetained(topicName string) {
+	if s.store == nil {
+		return
+	}
+	st := &s.storeSt
+	st.mu.Lock()
+	st.retain[topicName] = struct{}{}
+	st.mu.Unlock()
+}
+
+// flushStore hands the changes since the last flush to the store.
+func (s *Server) flushStore(ctx context.Context) error {
+	st := &s.storeSt
+	st.mu.Lock()
+	dirty, deleted, retain := st.dirty, st.deleted, st.retain
+	st.dirty, st.deleted, st.retain = make(map[string]*session), make(map[string]struct{}), make(map[string]struct{})
+	st.mu.Unlock()
+	var b StoreBatch
+	for id := range deleted {
+		b.DeletedSessions = append(b.DeletedSessions, id)
+	}
+	for _, ss := range dirty {
+		ss.dirty.Store(false) // before the snapshot: later changes mark it again
+		if stored, ok := s.snapshot(ss); ok {
+			b.Sessions = append(b.Sessions, stored)
+		}
+	}
+	for t := range retain {
+		if m, ok := s.retained.Get(t); ok {
+			b.Retained = append(b.Retained, m)
+		} else {
+			b.DeletedRetained = append(b.DeletedRetained, t)
+		}
+	}
+	if b.Empty() {
+		return nil
+	}
+	sort.Strings(b.DeletedSessions)
+	return s.store.Save(ctx, b)
+}
+
+// snapshot copies a session's persistent state; false if it has ended.
+func (s *Server) snapshot(ss *session) (StoredSession, bool) {
+	ss.mu.Lock()
+	if ss.ended {
+		ss.mu.Unlock()
+		return StoredSession{}, false
+	}
+	out := StoredSession{ClientID: ss.id, Expiry: ss.expiry}
+	for _, d := range ss.inflight {
+		out.Outbound = append(out.Outbound, storedDelivery(d))
+	}
+	for _, d := range ss.queue[ss.qhead:] {
+		sd := storedDelivery(d)
+		sd.PacketID = 0
+		out.Outbound = append(out.Outbound, sd)
+	}
+	for id, recSent := range ss.inQoS2 {
+		if recSent {
+			out.InboundQoS2 = append(out.InboundQoS2, id)
+		}
+	}
+	ss.mu.Unlock()
+	sort.Slice(out.InboundQoS2, func(i, j int) bool { return out.InboundQoS2[i] < out.InboundQoS2[j] })
+	out.Subscriptions = s.subs.ClientSubs(ss.id)
+	return out, true
+}
+
+func storedDelivery(d delivery) StoredDelivery {
+	return StoredDelivery{Message: d.msg, QoS: d.qos, Retain: d.flags&dRetain != 0, SubID: d.subID,
+		PacketID: d.pid, Released: d.flags&dRel != 0}
+}
+
+// restore loads the store's state into the (still empty) server.
+func (s *Server) restore(ctx context.Context) error {
+	state, err := s.store.Load(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range state.Retained {
+		if m != nil && len(m.Payload) > 0 {
+			s.retained.Set(m.Topic, m)
+		}
+	}
+	for _, st := range state.Sessions {
+		ss := &session{id: st.ClientID, expiry: st.Expiry, connectExpiry: st.Expiry}
+		for _, sd := range st.Outbound {
+			d := delivery{msg: sd.Message, qos: sd.QoS, subID: sd.SubID, pid: sd.PacketID}
+			if sd.Retain {
+				d.flags |= dRetain
+			}
+			switch {
+			case sd.Released:
+				d.flags |= dRel
+			case sd.Message == nil:
+				continue
+			}
+			if sd.PacketID == 0 {
+				ss.queue = append(ss.queue, d)
+				ss.queuedBytes += len(sd.Message.Payload)
+				continue
+			}
+			ss.seq++
+			d.seq = ss.seq
+			ss.lastPID = sd.PacketID
+			ss.inflight = append(ss.inflight, d)
+		}
+		if len(st.InboundQoS2) > 0 {
+			ss.inQoS2 = make(map[uint16]bool, len(st.InboundQoS2))
+			for _, id := range st.InboundQoS2 {
+				ss.inQoS2[id] = true
+			}
+			ss.relWait = len(st.InboundQoS2)
+			ss.relWaitN.Store(int32(ss.relWait))
+		}
+		for _, sub := range st.Subscriptions {
+			sub.ClientID = st.ClientID
+			s.subs.Add(sub)
+		}
+		sh := s.sessions.shard(ss.id)
+		sh.mu.Lock()
+		sh.m[ss.id] = ss
+		ss.mu.Lock()
+		if ss.expiry != expiryNever {
+			ss.expTimer = s.sessionTimer(ss, ss.expiry, true)
+		}
+		ss.mu.Unlock()
+		sh.mu.Unlock()
+		s.stats.sessions.Add(1)
+	}
+	return nil
+}
+
+// runStore flushes changes periodically until stop is closed, then once
+// more.
+func (s *Server) runStore(stop <-chan struct{}) {
+	defer s.wg.Done()
+	t := time.NewTicker(storeFlushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if err := s.flushStore(s.baseCtx); err != nil {
+				s.log.Error("saving broker state", "err", err)
+			}
+		case <-stop:
+			if err := s.flushStore(context.WithoutCancel(s.baseCtx)); err != nil {
+				s.log.Error("saving broker state at shutdown", "err", err)
+			}
+			return
+		}
+	}
+}
