@@ -1,0 +1,144 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// flowStats mirrors one entry of the accounting JSON.
+type flowStats struct {
+	Rule         string           `json:"rule"`
+	Sink         string           `json:"sink"`
+	Received     int64            `json:"received"`
+	Delivered    int64            `json:"delivered"`
+	Retried      int64            `json:"retried"`
+	DeadLettered int64            `json:"dead_lettered"`
+	Dropped      map[string]int64 `json:"dropped"`
+	Buffered     int64            `json:"buffered"`
+}
+
+func (f flowStats) String() string {
+	return fmt.Sprintf("%s->%s received %d delivered %d buffered %d dead_lettered %d dropped %v retried %d",
+		f.Rule, f.Sink, f.Received, f.Delivered, f.Buffered, f.DeadLettered, f.Dropped, f.Retried)
+}
+
+// ingestState mirrors GET /api/v1/ingest.
+type ingestState struct {
+	Balanced   bool `json:"balanced"`
+	Accounting struct {
+		Messages     int64       `json:"messages"`
+		Unrouted     int64       `json:"unrouted"`
+		DecodeErrors int64       `json:"decode_errors"`
+		Rejected     int64       `json:"rejected"`
+		Flows        []flowStats `json:"flows"`
+	} `json:"accounting"`
+	Spool struct {
+		Bytes          int64
+		Segments       int
+		BlockedAppends int64
+		Appended       uint64
+		Fsyncs         uint64
+		AvgBatch       float64
+	} `json:"spool"`
+}
+
+// flow returns the (rule, sink) flow, zero when absent.
+func (s ingestState) flow(rule, sink string) flowStats {
+	for _, f := range s.Accounting.Flows {
+		if f.Rule == rule && f.Sink == sink {
+			return f
+		}
+	}
+	return flowStats{Rule: rule, Sink: sink}
+}
+
+// buffered sums buffered over every flow.
+func (s ingestState) buffered() int64 {
+	var n int64
+	for _, f := range s.Accounting.Flows {
+		n += f.Buffered
+	}
+	return n
+}
+
+func (s ingestState) String() string {
+	parts := []string{fmt.Sprintf("balanced=%v messages=%d rejected=%d unrouted=%d spool_bytes=%d",
+		s.Balanced, s.Accounting.Messages, s.Accounting.Rejected, s.Accounting.Unrouted, s.Spool.Bytes)}
+	for _, f := range s.Accounting.Flows {
+		parts = append(parts, f.String())
+	}
+	return strings.Join(parts, "; ")
+}
+
+var adminHTTP = &http.Client{Timeout: 10 * time.Second}
+
+// ingest reads the accounting from the admin API.
+func (p *proc) ingest() (ingestState, error) {
+	var s ingestState
+	resp, err := adminHTTP.Get(p.AdminURL + "/api/v1/ingest")
+	if err != nil {
+		return s, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return s, fmt.Errorf("GET /api/v1/ingest: %s", resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&s); err != nil {
+		return s, fmt.Errorf("decoding /api/v1/ingest: %w", err)
+	}
+	return s, nil
+}
+
+// waitSettled polls the accounting until it balances with nothing
+// buffered, and returns it. A test that expects records to stay buffered
+// uses waitBalanced instead.
+func (p *proc) waitSettled(t testing.TB, timeout time.Duration) ingestState {
+	t.Helper()
+	return p.waitState(t, timeout, "balanced with buffered 0", func(s ingestState) bool {
+		return s.Balanced && s.buffered() == 0
+	})
+}
+
+// waitBalanced polls until the accounting balances (records may still be
+// buffered).
+func (p *proc) waitBalanced(t testing.TB, timeout time.Duration) ingestState {
+	t.Helper()
+	return p.waitState(t, timeout, "balanced", func(s ingestState) bool { return s.Balanced })
+}
+
+func (p *proc) waitState(t testing.TB, timeout time.Duration, what string, ok func(ingestState) bool) ingestState {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last ingestState
+	var lastErr error
+	for time.Now().Before(deadline) {
+		last, lastErr = p.ingest()
+		if lastErr == nil && ok(last) {
+			return last
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("accounting not %s after %v: %v (last error %v)", what, timeout, last, lastErr)
+	return last
+}
+
+// eventually polls cond every 50ms until it holds or timeout passes; then
+// it fails the test with what cond last said.
+func eventually(t testing.TB, timeout time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, why := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting after %v: %s", timeout, why)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
