@@ -140,6 +140,9 @@ func TestMetrics(t *testing.T) {
 	if len(got) < 15 {
 		t.Errorf("gathered %d series: %v", len(got), got)
 	}
+	if cl := s.Clients(); len(cl) != 2 || cl[0].Listener != "test" || cl[0].Version != 5 {
+		t.Errorf("clients = %+v", cl)
+	}
 	if st := s.Stats(); st.BytesIn == 0 || st.BytesOut == 0 {
 		t.Errorf("byte counters = %d/%d", st.BytesIn, st.BytesOut)
 	}

@@ -134,3 +134,27 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 
 // drop counts one undelivered message.
 func (s *stats) drop(reason int) { s.dropped[reason].Add(1) }
+
+// ClientInfo describes one connected client.
+type ClientInfo struct {
+	ClientID   string
+	Username   string
+	Version    byte // protocol level: 3, 4 (3.1.1) or 5
+	Listener   string
+	RemoteAddr string
+}
+
+// Clients lists the connected clients (CONNECT accepted), in no
+// particular order.
+func (s *Server) Clients() []ClientInfo {
+	var out []ClientInfo
+	s.sessions.each(func(ss *session) {
+		// The connection's CONNECT fields are set before it is published
+		// in ss.conn, so reading them here is safe.
+		if c := ss.conn.Load(); c != nil {
+			out = append(out, ClientInfo{ClientID: c.clientID, Username: c.username, Version: c.version,
+				Listener: c.lis.cfg.Name, RemoteAddr: c.nc.RemoteAddr().String()})
+		}
+	})
+	return out
+}
