@@ -22,6 +22,7 @@ func TestKill9(t *testing.T) {
 	first := startSluice(t, cfg)
 	pubs := newFleet("kill", 4)
 	wait := pubs.Start(ctx, first.MQTTAddr, 0)
+	defer func() { cancel(); wait() }()
 	// Kill once every publisher is well under way and the sink has begun
 	// receiving, so records are at every stage: acked and delivered,
 	// acked and spooled, in flight without an ack.
