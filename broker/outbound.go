@@ -241,14 +241,13 @@ func (c *conn) sendEncoded(b []byte) {
 		return
 	}
 	c.outMu.Lock()
-	waited := false
+	var deadline int64 // of waiting for room, once started
 	for {
 		switch {
 		case c.out.closed || !c.out.ready:
 			st.drop(dropOffline)
 		case len(c.out.buf) > 0 && len(c.out.buf)+len(b) > c.s.cfg.MaxBufferedBytes:
-			if !waited && c.waitRoomLocked() {
-				waited = true
+			if c.waitRoomLocked(&deadline) {
 				continue
 			}
 			st.drop(dropBufferFull)
@@ -267,14 +266,22 @@ func (c *conn) sendEncoded(b []byte) {
 // counts as stalled: routing then drops for it at once instead of waiting.
 const stallAfter = 100 * time.Millisecond
 
-// waitRoomLocked waits, up to MaxPublisherWait, for the writer to take the
-// full buffer, when the subscriber is reading (its write in progress began
-// less than stallAfter ago). It reports whether it waited; c.outMu is
-// released while waiting and held again on return.
-func (c *conn) waitRoomLocked() bool {
+// waitRoomLocked waits for the writer to take the full buffer when the
+// subscriber is reading: its writer is about to write, or its write in
+// progress began less than stallAfter ago. The wait ends at *deadline
+// (set to now + MaxPublisherWait on the first call). It reports whether
+// it waited; c.outMu is released while waiting and held again on return.
+func (c *conn) waitRoomLocked(deadline *int64) bool {
 	wait := c.s.cfg.MaxPublisherWait
-	if wait <= 0 || !c.out.writing || c.out.writeStart == 0 ||
-		time.Now().UnixNano()-c.out.writeStart >= int64(stallAfter) {
+	if wait <= 0 || !c.out.writing {
+		return false
+	}
+	now := time.Now().UnixNano()
+	if *deadline == 0 {
+		*deadline = now + int64(wait)
+	}
+	left := *deadline - now
+	if left <= 0 || (c.out.writeStart != 0 && now-c.out.writeStart >= int64(stallAfter)) {
 		return false
 	}
 	if c.out.room == nil {
@@ -282,7 +289,7 @@ func (c *conn) waitRoomLocked() bool {
 	}
 	ch := c.out.room
 	c.outMu.Unlock()
-	t := time.NewTimer(wait)
+	t := time.NewTimer(time.Duration(left))
 	select {
 	case <-ch:
 	case <-t.C:

@@ -90,3 +90,48 @@ func TestSlowSubscriberBoundedMemory(t *testing.T) {
 		})
 	}
 }
+
+// A subscriber that reads, only slower than the publisher, paces QoS 0
+// publishers (max_publisher_wait) instead of losing messages.
+func TestPublisherPacedByLiveSubscriber(t *testing.T) {
+	for _, wait := range []time.Duration{0, 50 * time.Millisecond} {
+		t.Run(fmt.Sprint(wait), func(t *testing.T) {
+			s, addr := startServer(t, func(c *Config) {
+				c.MaxBufferedBytes = 16 << 10
+				c.MaxPublisherWait = wait
+			}, Options{})
+			sub := dialRaw(t, addr, packet.Version311)
+			sub.connect(&packet.Connect{ClientID: []byte("sub"), CleanStart: true})
+			subscribe(t, sub, packet.Subscription{Filter: []byte("pace")})
+			var got atomic.Int64
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				for {
+					sub.nc.SetReadDeadline(time.Now().Add(2 * time.Second))
+					p, err := sub.r.ReadPacket()
+					if err != nil {
+						return
+					}
+					if _, ok := p.(*packet.Publish); ok {
+						got.Add(1)
+					}
+				}
+			}()
+			const n = 5000
+			payload := make([]byte, 1024)
+			for i := 0; i < n; i++ {
+				s.Publish(&Message{Topic: "pace", Payload: payload})
+			}
+			<-done
+			dropped := s.Stats().Dropped["buffer_full"]
+			t.Logf("wait %v: delivered %d, dropped %d", wait, got.Load(), dropped)
+			if got.Load()+int64(dropped) != n {
+				t.Errorf("delivered %d + dropped %d != %d", got.Load(), dropped, n)
+			}
+			if wait > 0 && dropped != 0 {
+				t.Errorf("dropped %d for a reading subscriber", dropped)
+			}
+		})
+	}
+}
