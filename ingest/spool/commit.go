@@ -163,7 +163,7 @@ func (w *writer) flush() error {
 		return nil
 	}
 	t0 := time.Now()
-	if err := syncData(w.f); err != nil {
+	if err := w.s.opts.syncFile(w.f); err != nil {
 		return fmt.Errorf("syncing segment: %w", err)
 	}
 	s := w.s

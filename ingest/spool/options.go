@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 )
 
@@ -73,6 +74,9 @@ type Options struct {
 	// Logger receives recovery and error reports. Default: a logger that
 	// discards everything.
 	Logger *slog.Logger
+
+	// syncFile replaces syncData in tests (fault injection).
+	syncFile func(*os.File) error
 }
 
 const (
@@ -119,6 +123,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxInflight == 0 {
 		o.MaxInflight = defaultMaxInflight
+	}
+	if o.syncFile == nil {
+		o.syncFile = syncData
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

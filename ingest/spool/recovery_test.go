@@ -3,6 +3,7 @@ package spool
 import (
 	"bytes"
 	"context"
+	"errors"
 	"encoding/binary"
 	"hash/crc32"
 	"os"
@@ -303,4 +304,65 @@ func FuzzRecover(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestSyncFailureFailsSpool(t *testing.T) {
+	dir := t.TempDir()
+	var mu sync.Mutex
+	syncs, failAt := 0, 3
+	opts := smallOpts()
+	opts.syncFile = func(f *os.File) error {
+		mu.Lock()
+		defer mu.Unlock()
+		syncs++
+		if syncs >= failAt {
+			return errors.New("injected EIO")
+		}
+		return syncData(f)
+	}
+	s := openT(t, dir, opts)
+	c, err := s.Cursor("sink")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var committed uint64
+	for i := range failAt - 1 {
+		if _, err := s.AppendSync(ctxT(t), payload(i, recSize)); err != nil {
+			t.Fatalf("append %d before the failure: %v", i, err)
+		}
+		committed++
+	}
+	tests := []struct {
+		name string
+		run  func() error
+	}{
+		{name: "the failing batch reports the error", run: func() error {
+			_, err := s.AppendSync(ctxT(t), payload(99, recSize))
+			return err
+		}},
+		{name: "later appends are refused", run: func() error {
+			return s.Append(ctxT(t), payload(100, recSize), nil)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.run(); !errors.Is(err, ErrFailed) {
+				t.Fatalf("error %v, want ErrFailed", err)
+			}
+		})
+	}
+	// Committed records stay readable; the failed one never appears.
+	got := readN(t, c, int(committed))
+	checkRecords(t, got, 0, func(off uint64) []byte { return payload(int(off), recSize) })
+	expectNoRecord(t, c)
+	if err := s.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openT(t, dir, smallOpts())
+	if h := s2.Stats().Head; h != committed {
+		t.Fatalf("head after reopen = %d, want %d (failed record resurrected?)", h, committed)
+	}
+	if _, err := s2.AppendSync(ctxT(t), []byte("recovered")); err != nil {
+		t.Fatalf("append after reopen: %v", err)
+	}
 }
