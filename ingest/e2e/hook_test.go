@@ -18,6 +18,7 @@ import (
 type msgID struct {
 	Client string `json:"client"`
 	Seq    int    `json:"seq"`
+	Pad    string `json:"pad,omitempty"` // filler for tests that need big records
 }
 
 // hookRecord is the part of a webhook record object the tests read.
