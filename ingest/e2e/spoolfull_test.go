@@ -172,4 +172,3 @@ func TestSpoolFull(t *testing.T) {
 		})
 	}
 }
-
