@@ -125,7 +125,6 @@ func (c *conn) serve() {
 		return
 	}
 	c.s.stats.connections.Add(1)
-	c.freshReader()
 	c.run()
 }
 
@@ -177,17 +176,6 @@ func (c *conn) finish() {
 	c.s.removeConn(c)
 	c.done.Done()
 	c.s.wg.Done()
-}
-
-// freshReader replaces the packet reader when nothing is buffered, so the
-// decoded-packet structs it keeps (CONNECT, PUBLISH ...) are freed while
-// the connection idles.
-func (c *conn) freshReader() {
-	if c.r.Buffered() == 0 {
-		c.r.Release()
-		c.r = packet.NewReader(&c.rd, c.s.cfg.MaxPacketSize)
-		c.r.SetVersion(c.version)
-	}
 }
 
 // loop reads and handles packets until the connection ends (or goes idle:
