@@ -151,7 +151,7 @@ func TestMQTTToKafka(t *testing.T) {
 	}
 
 	st := s.drained(ruleName, sinkName, int64(total), time.Minute)
-	checkBalanced(t, st, ruleName, sinkName)
+	checkBalanced(t, st, ruleName, sinkName, true)
 	if f := st.flow(ruleName, sinkName); f.Received != int64(total) {
 		t.Errorf("flow received %d, want %d", f.Received, total)
 	}

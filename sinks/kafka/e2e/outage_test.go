@@ -117,7 +117,7 @@ func outage(t *testing.T, sig syscall.Signal) {
 		total += len(seqs)
 	}
 	final := s.drained(ruleName, sinkName, int64(total), 2*time.Minute)
-	checkBalanced(t, final, ruleName, sinkName)
+	checkBalanced(t, final, ruleName, sinkName, true)
 	f := final.flow(ruleName, sinkName)
 	if f.Received != int64(total) {
 		t.Errorf("flow received %d records, want %d (one per acknowledged publish)", f.Received, total)
