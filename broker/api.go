@@ -54,6 +54,7 @@ type RejectError struct {
 	Reason string // sent as the v5 reason string
 }
 
+// Error implements error.
 func (e *RejectError) Error() string { return "message rejected: " + e.Reason }
 
 // Options carries a Server's collaborators.

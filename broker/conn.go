@@ -61,6 +61,7 @@ type countingReader struct {
 	st *stats
 }
 
+// Read implements io.Reader.
 func (r *countingReader) Read(p []byte) (int, error) {
 	n, err := r.nc.Read(p)
 	r.st.bytesIn.Add(uint64(n))
@@ -97,6 +98,7 @@ type codeError struct {
 	Msg  string
 }
 
+// Error implements error.
 func (e *codeError) Error() string { return e.Msg }
 
 func protoErr(code packet.ReasonCode, msg string) error { return &codeError{Code: code, Msg: msg} }
