@@ -129,8 +129,8 @@ func (c Config) Validate() []error {
 	if c.Spool.SegmentBytes < 4096 {
 		bad("spool.segment_bytes", "must be at least 4096")
 	}
-	if c.Spool.SegmentBytes > c.Spool.MaxBytes {
-		bad("spool.segment_bytes", "must not exceed spool.max_bytes")
+	if c.Spool.MaxBytes < 2*c.Spool.SegmentBytes {
+		bad("spool.max_bytes", "must be at least twice spool.segment_bytes (%d)", c.Spool.SegmentBytes)
 	}
 	if c.Retry.Initial <= 0 {
 		bad("retry.initial", "must be positive")

@@ -121,6 +121,7 @@ func (p *Pipeline) Open() error {
 		CommitInterval: p.cfg.Spool.CommitInterval,
 		CommitBytes:    p.cfg.Spool.CommitBytes,
 		OnDrop:         p.onSpoolDrop,
+		OnDropRecord:   p.onSpoolDropRecord,
 		Logger:         p.log.With("component", "spool"),
 	})
 	if err != nil {
@@ -169,9 +170,32 @@ func (p *Pipeline) closeStores() {
 }
 
 // onSpoolDrop is called by the spool when drop_oldest deleted records a
-// sink had not read.
+// sink had not read (each was first passed to onSpoolDropRecord).
 func (p *Pipeline) onSpoolDrop(cursor string, records uint64, reason string) {
 	p.log.Warn("spool dropped unread records", "sink", cursor, "records", records, "reason", reason)
+}
+
+// onSpoolDropRecord counts one record a sink lost to drop_oldest against
+// the (rule, sink) flows it carried.
+func (p *Pipeline) onSpoolDropRecord(cursor string, off uint64, data []byte, reason string) {
+	rec, err := decodeRecord(data)
+	if err != nil {
+		p.acct.corrupt.Add(1)
+		return
+	}
+	for i := range rec.outputs {
+		o := &rec.outputs[i]
+		if o.Sink != cursor || o.Err != "" {
+			continue
+		}
+		f := p.acct.flow(o.Rule, o.Sink)
+		if off < p.startOff {
+			// From before this start: not counted as received yet.
+			f.received.Add(1)
+			f.buffered.Add(1)
+		}
+		f.drop(reason, 1)
+	}
 }
 
 // Run feeds every sink from its spool cursor until ctx ends, then drains:

@@ -71,6 +71,11 @@ type Options struct {
 	// (ReasonSpoolFull, ReasonCorrupt). It is called with no spool lock held
 	// but from the spool's own goroutines: it must not block.
 	OnDrop func(cursor string, records uint64, reason string)
+	// OnDropRecord, if set, is called for every record PolicyDropOldest
+	// deletes before a cursor read it, with the record's offset and data (valid only
+	// during the call), before OnDrop reports the count. It runs on the
+	// committer goroutine with no spool lock held: keep it short.
+	OnDropRecord func(cursor string, offset uint64, data []byte, reason string)
 	// Logger receives recovery and error reports. Default: a logger that
 	// discards everything.
 	Logger *slog.Logger
