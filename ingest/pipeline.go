@@ -139,6 +139,17 @@ func (p *Pipeline) Open() error {
 		}
 		p.cursors[name] = c
 	}
+	// A sink removed from the config must not hold retention forever.
+	for _, name := range sp.Cursors() {
+		if _, ok := p.runners[name]; ok {
+			continue
+		}
+		p.log.Warn("removing the spool cursor of a sink no longer configured; its unread records are abandoned", "sink", name)
+		if err := sp.RemoveCursor(name); err != nil {
+			p.closeStores()
+			return fmt.Errorf("removing spool cursor %s: %w", name, err)
+		}
+	}
 	if p.reg != nil {
 		if err := p.reg.Register(p.acct); err != nil {
 			p.closeStores()

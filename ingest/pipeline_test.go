@@ -434,3 +434,17 @@ func TestSpoolFullDropOldestCounts(t *testing.T) {
 		t.Errorf("sink saw %d records, accounting says %d delivered", got, f.Delivered)
 	}
 }
+
+func TestRemovedSinkReleasesItsCursor(t *testing.T) {
+	cfg := testConfig(t)
+	down := &memSink{fail: func(sinks.Record) error { return errors.New("down") }}
+	h := start(t, cfg, routeAll("a", "b"), map[string]sinks.Sink{"a": &memSink{}, "b": down})
+	if err := waitAck(t, h.publish("c", 0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	h.stop()
+	h2 := start(t, cfg, routeAll("a"), map[string]sinks.Sink{"a": &memSink{}})
+	if got := h2.p.spool.Cursors(); len(got) != 1 || got[0] != "a" {
+		t.Fatalf("cursors after removing sink b = %v, want [a]", got)
+	}
+}
