@@ -49,10 +49,24 @@ func readProxyHeader(r io.Reader) (net.Addr, error) {
 }
 
 // readProxyV1 reads the rest of a v1 line into buf (which holds "PROXY ").
-// It reads the shortest possible rest of each form in one call, then byte
-// by byte up to the CRLF.
+// From a TCP socket (Linux) it peeks for the CRLF and reads the line in
+// one call. Otherwise it reads the shortest possible rest of each form,
+// then byte by byte up to the CRLF (a malformed line shorter than that
+// waits for more bytes, until the handshake deadline).
 func readProxyV1(r io.Reader, buf []byte) (net.Addr, error) {
 	n := 6
+	if line, ok, err := peekLineLen(r, buf[n:]); ok {
+		if err != nil {
+			return nil, fmt.Errorf("reading PROXY v1 header: %w", err)
+		}
+		if line == 0 {
+			return nil, proxyErrorf("v1: no CRLF within %d bytes", proxyV1MaxLen)
+		}
+		if _, err := io.ReadFull(r, buf[n:n+line]); err != nil {
+			return nil, fmt.Errorf("reading PROXY v1 header: %w", err)
+		}
+		return parseProxyV1(buf[:n+line-2])
+	}
 	if _, err := io.ReadFull(r, buf[n:n+5]); err != nil {
 		return nil, fmt.Errorf("reading PROXY v1 header: %w", err)
 	}
