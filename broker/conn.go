@@ -43,7 +43,8 @@ type conn struct {
 	idleUntil  int64 // parked: keep alive deadline (unix ns), 0 = none
 	epollAdded bool  // fd registered with the idle poller
 
-	kicked atomic.Bool // closed by the server (takeover, shutdown, error)
+	kicked atomic.Bool          // closed by the server (takeover, shutdown, error)
+	paceOn atomic.Pointer[conn] // a subscriber to wait for before reading on
 
 	inMu sync.Mutex // guards in
 	in   *inQueue   // allocated on the first PUBLISH handed to a consumer
@@ -188,6 +189,11 @@ func (c *conn) loop() error {
 	for {
 		if err := c.waitQuota(rm); err != nil {
 			return err
+		}
+		if c.s.consumer != nil {
+			if sub := c.paceOn.Swap(nil); sub != nil {
+				sub.waitRoom()
+			}
 		}
 		if c.r.Buffered() == 0 {
 			now := time.Now()

@@ -267,7 +267,14 @@ func (c *conn) complete(in *inbound) {
 			c.s.markDirty(ss)
 			c.sendAck(packet.PUBREC, in.pid, 0, "")
 		}
-		c.s.deliverAccepted(m, c.clientID)
+		// Without a consumer this runs on the reader goroutine, which may
+		// wait for a subscriber's room; otherwise possibly on the
+		// consumer's goroutine, which must not: the reader paces instead.
+		if c.s.consumer == nil {
+			c.s.deliverAccepted(m, c.clientID, true, nil)
+		} else {
+			c.s.deliverAccepted(m, c.clientID, false, c)
+		}
 		return
 	}
 	c.s.stats.rejected.Add(1)

@@ -234,7 +234,7 @@ func remainingExpiry(m *Message, now time.Time) (uint32, bool) {
 }
 
 // sendEncoded queues a QoS 0 PUBLISH encoded once for many subscribers.
-func (c *conn) sendEncoded(b []byte) {
+func (c *conn) sendEncoded(b []byte, rc *routeCtx) {
 	st := &c.s.stats
 	if c.maxOut != 0 && uint32(len(b)) > c.maxOut {
 		st.drop(dropTooLarge)
@@ -247,8 +247,12 @@ func (c *conn) sendEncoded(b []byte) {
 		case c.out.closed || !c.out.ready:
 			st.drop(dropOffline)
 		case len(c.out.buf) > 0 && len(c.out.buf)+len(b) > c.s.cfg.MaxBufferedBytes:
-			if c.waitRoomLocked(&deadline) {
-				continue
+			if rc.wait {
+				if c.waitRoomLocked(&deadline) {
+					continue
+				}
+			} else if rc.pacer != nil && c.liveLocked() {
+				rc.pacer.paceOn.Store(c)
 			}
 			st.drop(dropBufferFull)
 		default:
@@ -273,7 +277,7 @@ const stallAfter = 100 * time.Millisecond
 // it waited; c.outMu is released while waiting and held again on return.
 func (c *conn) waitRoomLocked(deadline *int64) bool {
 	wait := c.s.cfg.MaxPublisherWait
-	if wait <= 0 || !c.out.writing {
+	if wait <= 0 || !c.liveLocked() {
 		return false
 	}
 	now := time.Now().UnixNano()
@@ -281,7 +285,7 @@ func (c *conn) waitRoomLocked(deadline *int64) bool {
 		*deadline = now + int64(wait)
 	}
 	left := *deadline - now
-	if left <= 0 || (c.out.writeStart != 0 && now-c.out.writeStart >= int64(stallAfter)) {
+	if left <= 0 {
 		return false
 	}
 	if c.out.room == nil {
@@ -297,6 +301,22 @@ func (c *conn) waitRoomLocked(deadline *int64) bool {
 	t.Stop()
 	c.outMu.Lock()
 	return true
+}
+
+// liveLocked reports whether the connection's writer is about to write or
+// its write in progress began less than stallAfter ago.
+func (c *conn) liveLocked() bool {
+	return c.out.writing && (c.out.writeStart == 0 || time.Now().UnixNano()-c.out.writeStart < int64(stallAfter))
+}
+
+// waitRoom waits (bounded by MaxPublisherWait) until c's write buffer has
+// room again, if c is reading. Used by a publisher's reader to pace itself.
+func (c *conn) waitRoom() {
+	c.outMu.Lock()
+	var deadline int64
+	for len(c.out.buf) >= c.s.cfg.MaxBufferedBytes/2 && !c.out.closed && c.waitRoomLocked(&deadline) {
+	}
+	c.outMu.Unlock()
 }
 
 // wakeRoomLocked wakes routing goroutines waiting for room.

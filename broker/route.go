@@ -18,6 +18,8 @@ type routeCtx struct {
 	encOK  [2][2]bool
 	m      *Message
 	expiry uint32
+	wait   bool  // QoS 0: wait for room in a live subscriber's buffer
+	pacer  *conn // !wait: the publisher to pace instead (may be nil)
 }
 
 var routePool = sync.Pool{New: func() any { return new(routeCtx) }}
@@ -43,15 +45,18 @@ func (rc *routeCtx) encoded(version byte, retain bool) []byte {
 }
 
 // route delivers m to every matching subscription. from is the publishing
-// client id, for the No Local option.
-func (s *Server) route(m *Message, from string) {
+// client id, for the No Local option. When a QoS 0 message meets the full
+// buffer of a subscriber that is reading, route waits for room if wait is
+// set; otherwise it drops the message and asks pacer's reader to wait
+// before it reads on.
+func (s *Server) route(m *Message, from string, wait bool, pacer *conn) {
 	expiry, alive := remainingExpiry(m, time.Now())
 	if !alive {
 		s.stats.drop(dropExpired)
 		return
 	}
 	rc := routePool.Get().(*routeCtx)
-	rc.m, rc.expiry = m, expiry
+	rc.m, rc.expiry, rc.wait, rc.pacer = m, expiry, wait, pacer
 	rc.subs = s.subs.Match(sbytes(m.Topic), rc.subs[:0])
 	for subs := rc.subs; len(subs) > 0; {
 		n := topic.NextGroup(subs)
@@ -65,7 +70,7 @@ func (s *Server) route(m *Message, from string) {
 		}
 		s.deliverTo(rc, &sub)
 	}
-	rc.m = nil
+	rc.m, rc.pacer = nil, nil
 	clear(rc.subs)
 	rc.encOK = [2][2]bool{}
 	for i := range rc.enc {
@@ -103,7 +108,7 @@ func (s *Server) deliverTo(rc *routeCtx, sub *topic.Sub) {
 		c.sendPublish(m, 0, 0, retain, false, sub.ID, rc.expiry)
 		return
 	}
-	c.sendEncoded(rc.encoded(c.version, retain))
+	c.sendEncoded(rc.encoded(c.version, retain), rc)
 }
 
 // sendRetained delivers the retained messages matching a new subscription

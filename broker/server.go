@@ -304,14 +304,15 @@ func (s *Server) Publish(m *Message) error {
 	if cp.ReceivedAt.IsZero() {
 		cp.ReceivedAt = time.Now()
 	}
-	s.deliverAccepted(&cp, "")
+	s.deliverAccepted(&cp, "", true, nil)
 	return nil
 }
 
 // deliverAccepted applies an accepted message: it updates the retained
 // store and routes the message to subscribers. from is the publishing
-// client id (for No Local), "" for server-injected messages.
-func (s *Server) deliverAccepted(m *Message, from string) {
+// client id (for No Local), "" for server-injected messages. wait and
+// pacer say how QoS 0 routing paces the caller (see route).
+func (s *Server) deliverAccepted(m *Message, from string, wait bool, pacer *conn) {
 	if m.Retain {
 		if len(m.Payload) == 0 {
 			s.retained.Delete(m.Topic)
@@ -320,5 +321,5 @@ func (s *Server) deliverAccepted(m *Message, from string) {
 		}
 		s.markRetained(m.Topic)
 	}
-	s.route(m, from)
+	s.route(m, from, wait, pacer)
 }

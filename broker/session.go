@@ -282,12 +282,12 @@ func (ss *session) stopTimers(*Server) {
 func (s *Server) publishWill(m *Message) {
 	m.ReceivedAt = time.Now()
 	if s.consumer == nil {
-		s.deliverAccepted(m, m.ClientID)
+		s.deliverAccepted(m, m.ClientID, true, nil)
 		return
 	}
 	s.consumer.Deliver(s.baseCtx, m, func(err error) {
 		if err == nil {
-			s.deliverAccepted(m, m.ClientID)
+			s.deliverAccepted(m, m.ClientID, false, nil)
 		} else {
 			s.stats.rejected.Add(1)
 		}
