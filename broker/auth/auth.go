@@ -51,6 +51,7 @@ type Auth struct {
 type state struct {
 	cfg   Config
 	users map[string]*passwordHash // inline users
+	decoy *passwordHash            // the first inline user's hash, or nil
 	acl   *ACL
 	sem   chan struct{} // one slot per concurrent hash check
 }
@@ -96,6 +97,9 @@ func compile(cfg Config) (*state, error) {
 			return nil, fmt.Errorf("parsing hash of user %q: %w", u.Username, err)
 		}
 		st.users[u.Username] = h
+		if st.decoy == nil {
+			st.decoy = h
+		}
 	}
 	acl, err := NewACL(cfg.ACL)
 	if err != nil {
@@ -199,7 +203,7 @@ func (a *Auth) Authenticate(ctx context.Context, c Credentials) (Identity, error
 	}
 	var ok bool
 	if h == nil {
-		a.dummy.verify(c.Password)
+		a.decoy(st, file).verify(c.Password) // same cost, result ignored
 	} else {
 		ok = h.verify(c.Password)
 	}
@@ -214,6 +218,20 @@ func (a *Auth) Authenticate(ctx context.Context, c Credentials) (Identity, error
 	id.Username, id.Method = c.Username, MethodPassword
 	a.m.success(id.Method)
 	return id, nil
+}
+
+// decoy returns the hash an unknown user's password is checked against,
+// so that an unknown user takes as long as a wrong password and timing does
+// not tell which user names exist: a configured user's hash (typical cost),
+// else one of default cost.
+func (a *Auth) decoy(st *state, file *fileUsers) *passwordHash {
+	switch {
+	case st.decoy != nil:
+		return st.decoy
+	case file != nil && file.decoy != nil:
+		return file.decoy
+	}
+	return a.dummy
 }
 
 // limitKey is the source address whose failures are counted together:

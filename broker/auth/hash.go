@@ -49,16 +49,34 @@ var ErrUnknownAlgo = errors.New("unknown hash algorithm")
 // users[].password_hash setting: algo is "argon2id" (also when empty) or
 // "bcrypt". Each call uses a new random salt.
 func Hash(password, algo string) (string, error) {
+	return hashWith(password, algo, defaultCost)
+}
+
+// hashCost are the cost parameters of new hashes.
+type hashCost struct {
+	argon  argonParams
+	bcrypt int
+}
+
+// defaultCost is what Hash uses.
+var defaultCost = hashCost{
+	argon:  argonParams{memory: argonMemory, time: argonTime, threads: argonThreads},
+	bcrypt: bcryptCost,
+}
+
+// hashWith is Hash with the given costs.
+func hashWith(password, algo string, cost hashCost) (string, error) {
 	switch algo {
 	case AlgoArgon2id, "":
 		salt := make([]byte, argonSaltLen)
 		if _, err := rand.Read(salt); err != nil {
 			return "", fmt.Errorf("reading salt: %w", err)
 		}
-		key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
-		return formatArgon(argonParams{memory: argonMemory, time: argonTime, threads: argonThreads}, salt, key), nil
+		p := cost.argon
+		key := argon2.IDKey([]byte(password), salt, p.time, p.memory, p.threads, argonKeyLen)
+		return formatArgon(p, salt, key), nil
 	case AlgoBcrypt:
-		h, err := bcrypt.GenerateFromPassword([]byte(password), bcryptCost)
+		h, err := bcrypt.GenerateFromPassword([]byte(password), cost.bcrypt)
 		if err != nil {
 			return "", fmt.Errorf("hashing with bcrypt: %w", err)
 		}

@@ -20,6 +20,7 @@ const maxUsersFile = 64 << 20
 type fileUsers struct {
 	path  string
 	users map[string]*passwordHash
+	decoy *passwordHash // the first user's hash, or nil
 }
 
 // fileStamp identifies a version of a file: a change of any field means
@@ -39,8 +40,8 @@ func (s fileStamp) same(o fileStamp) bool {
 // with '#' are ignored; spaces around the line are trimmed. The user name
 // is everything before the last ':' (hashes contain none). Every problem
 // is reported, as "name:line: problem". name names the source in errors.
-func parseUsers(r io.Reader, name string) (map[string]*passwordHash, error) {
-	users := make(map[string]*passwordHash)
+func parseUsers(r io.Reader, name string) (users map[string]*passwordHash, first *passwordHash, err error) {
+	users = make(map[string]*passwordHash)
 	firstLine := make(map[string]int)
 	var errs []error
 	sc := bufio.NewScanner(r)
@@ -67,11 +68,17 @@ func parseUsers(r io.Reader, name string) (map[string]*passwordHash, error) {
 			continue
 		}
 		users[user] = h
+		if first == nil {
+			first = h
+		}
 	}
 	if err := sc.Err(); err != nil {
 		errs = append(errs, fmt.Errorf("reading %s: %w", name, err))
 	}
-	return users, errors.Join(errs...)
+	if len(errs) > 0 {
+		return nil, nil, fmt.Errorf("parsing users file: %w", errors.Join(errs...))
+	}
+	return users, first, nil
 }
 
 // LoadUsersFile reads the configured users file now. Call it before
@@ -138,34 +145,31 @@ func (a *Auth) loadFileLocked(path string, force bool) error {
 		return nil
 	}
 	a.seen = stamp // a broken version is not read again until it changes
-	users, err := readUsersFile(path)
+	users, decoy, err := readUsersFile(path)
 	if err != nil {
 		a.m.fileReloads.WithLabelValues("error").Inc()
 		return err
 	}
-	a.file.Store(&fileUsers{path: path, users: users})
+	a.file.Store(&fileUsers{path: path, users: users, decoy: decoy})
 	a.m.fileReloads.WithLabelValues("ok").Inc()
 	a.log.Info("users file loaded", "path", path, "users", len(users))
 	return nil
 }
 
-// readUsersFile reads and parses a users file.
-func readUsersFile(path string) (map[string]*passwordHash, error) {
+// readUsersFile reads and parses a users file. decoy is its first user's
+// hash.
+func readUsersFile(path string) (users map[string]*passwordHash, decoy *passwordHash, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading users file: %w", err)
+		return nil, nil, fmt.Errorf("reading users file: %w", err)
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxUsersFile+1))
 	if err != nil {
-		return nil, fmt.Errorf("reading users file %s: %w", path, err)
+		return nil, nil, fmt.Errorf("reading users file %s: %w", path, err)
 	}
 	if len(data) > maxUsersFile {
-		return nil, fmt.Errorf("reading users file %s: larger than %d bytes", path, maxUsersFile)
+		return nil, nil, fmt.Errorf("reading users file %s: larger than %d bytes", path, maxUsersFile)
 	}
-	users, err := parseUsers(bytes.NewReader(data), path)
-	if err != nil {
-		return nil, fmt.Errorf("parsing users file: %w", err)
-	}
-	return users, nil
+	return parseUsers(bytes.NewReader(data), path)
 }
