@@ -153,3 +153,23 @@ func BenchmarkFanOut(b *testing.B) {
 		nc.Close()
 	}
 }
+
+// Routing a QoS 0 message to many subscribers allocates nothing per
+// subscriber: the encoding is shared and copied into their buffers.
+func TestRouteAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under the race detector")
+	}
+	s, addr := startServer(t, nil, Options{})
+	for i := 0; i < 20; i++ {
+		c := dialRaw(t, addr, packet.Version311)
+		c.connect(&packet.Connect{ClientID: []byte(fmt.Sprint("s", i)), CleanStart: true})
+		subscribe(t, c, packet.Subscription{Filter: []byte("alloc/#")})
+		go io.Copy(io.Discard, c.nc)
+	}
+	m := &Message{Topic: "alloc/x", Payload: make([]byte, 100), ReceivedAt: time.Now()}
+	allocs := testing.AllocsPerRun(200, func() { s.route(m, "", false, nil) })
+	if allocs > 1 {
+		t.Errorf("route to 20 subscribers: %.1f allocations", allocs)
+	}
+}
