@@ -1,0 +1,305 @@
+package clickhouse
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+	"unsafe"
+)
+
+// Conversions from a value to a column's Go type. Each reports why a
+// value does not fit in words that name the value; the caller prefixes
+// the column.
+
+// maxExactFloat is the largest integer a float64 holds exactly.
+const maxExactFloat = 1 << 53
+
+func bstr(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
+// toInt64 converts an integral number (or a bool, or an integral float
+// below 2^53) within [lo, hi].
+func toInt64(v *value, lo, hi int64, typ string) (int64, error) {
+	var n int64
+	switch v.kind {
+	case valInt, valBool:
+		n = v.n
+	case valNumber:
+		var err error
+		if n, err = parseInteger(v.b); err != nil {
+			return 0, err
+		}
+	default:
+		return 0, fmt.Errorf("want a number for %s, got %s", typ, v.describe())
+	}
+	if n < lo || n > hi {
+		return 0, fmt.Errorf("%d is out of range for %s", n, typ)
+	}
+	return n, nil
+}
+
+// toUint64 is toInt64 for UInt64, whose range exceeds int64's.
+func toUint64(v *value) (uint64, error) {
+	switch v.kind {
+	case valInt, valBool:
+		if v.n < 0 {
+			return 0, fmt.Errorf("%d is out of range for UInt64", v.n)
+		}
+		return uint64(v.n), nil
+	case valNumber:
+		if len(v.b) > 0 && v.b[0] != '-' && isDigits(v.b) {
+			u, err := strconv.ParseUint(bstr(v.b), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("%s is out of range for UInt64", v.b)
+			}
+			return u, nil
+		}
+		n, err := parseInteger(v.b)
+		if err != nil {
+			return 0, err
+		}
+		if n < 0 {
+			return 0, fmt.Errorf("%d is out of range for UInt64", n)
+		}
+		return uint64(n), nil
+	}
+	return 0, fmt.Errorf("want a number for UInt64, got %s", v.describe())
+}
+
+func isDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
+// parseInteger parses a JSON number that must be integral: digits, or a
+// float form (1e3, 5.0) whose value is an exact integer.
+func parseInteger(b []byte) (int64, error) {
+	neg := len(b) > 0 && b[0] == '-'
+	digits := b
+	if neg {
+		digits = b[1:]
+	}
+	if len(digits) > 0 && len(digits) <= 18 && isDigits(digits) {
+		var n int64
+		for _, c := range digits {
+			n = n*10 + int64(c-'0')
+		}
+		if neg {
+			n = -n
+		}
+		return n, nil
+	}
+	if isDigits(digits) {
+		n, err := strconv.ParseInt(bstr(b), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s is out of range for a 64-bit integer", b)
+		}
+		return n, nil
+	}
+	f, err := strconv.ParseFloat(bstr(b), 64)
+	if err != nil {
+		return 0, fmt.Errorf("invalid number %s", clip(b))
+	}
+	if f != math.Trunc(f) {
+		return 0, fmt.Errorf("%s is not an integer", b)
+	}
+	if math.Abs(f) > maxExactFloat {
+		return 0, fmt.Errorf("%s is too large to convert exactly", b)
+	}
+	return int64(f), nil
+}
+
+// toFloat converts a number, which must be finite and, for Float32,
+// within its range.
+func toFloat(v *value, bits int) (float64, error) {
+	var f float64
+	switch v.kind {
+	case valInt, valBool:
+		return float64(v.n), nil
+	case valNumber:
+		var err error
+		f, err = strconv.ParseFloat(bstr(v.b), 64)
+		if err != nil {
+			var ne *strconv.NumError
+			if errors.As(err, &ne) && ne.Err == strconv.ErrRange {
+				return 0, fmt.Errorf("%s is out of range for Float%d", clip(v.b), bits)
+			}
+			return 0, fmt.Errorf("invalid number %s", clip(v.b))
+		}
+	default:
+		return 0, fmt.Errorf("want a number for Float%d, got %s", bits, v.describe())
+	}
+	if bits == 32 && math.Abs(f) > math.MaxFloat32 {
+		return 0, fmt.Errorf("%s is out of range for Float32", v.b)
+	}
+	return f, nil
+}
+
+func toBool(v *value) (bool, error) {
+	switch v.kind {
+	case valBool, valInt:
+		if v.n == 0 || v.n == 1 {
+			return v.n == 1, nil
+		}
+	case valNumber:
+		switch string(v.b) {
+		case "0":
+			return false, nil
+		case "1":
+			return true, nil
+		}
+	}
+	return false, fmt.Errorf("want true or false for Bool, got %s", v.describe())
+}
+
+// Time ranges of the column types.
+var (
+	maxDate       = time.Date(2149, 6, 6, 0, 0, 0, 0, time.UTC)
+	maxDateTime   = time.Unix(math.MaxUint32, 0).UTC()
+	minDateTime64 = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxDateTime64 = time.Date(2299, 12, 31, 23, 59, 59, 999999999, time.UTC)
+)
+
+// toTime converts a time, an RFC 3339 string (or "YYYY-MM-DD hh:mm:ss",
+// "YYYY-MM-DD", read in loc) or a Unix timestamp: seconds, or
+// milliseconds, microseconds or nanoseconds when it is too large to be
+// seconds (>= 1e11, 1e14, 1e17), and checks it against [lo, hi].
+func toTime(v *value, loc *time.Location, lo, hi time.Time, typ string) (time.Time, error) {
+	var t time.Time
+	switch v.kind {
+	case valTime:
+		t = v.t
+	case valString:
+		var ok bool
+		if t, ok = parseTimeText(v.b, loc); !ok {
+			return t, fmt.Errorf("want a time for %s, got %s (use RFC 3339, e.g. 2024-05-01T12:00:00Z)", typ, v.describe())
+		}
+	case valNumber, valInt:
+		var err error
+		if t, err = unixTime(v); err != nil {
+			return t, err
+		}
+	default:
+		return t, fmt.Errorf("want a time for %s, got %s", typ, v.describe())
+	}
+	if t.Before(lo) || t.After(hi) {
+		return t, fmt.Errorf("%s is out of range for %s (%s to %s)", t.UTC().Format(time.RFC3339Nano), typ, lo.Format(time.DateOnly), hi.Format(time.DateOnly))
+	}
+	return t, nil
+}
+
+func unixTime(v *value) (time.Time, error) {
+	if v.kind == valInt {
+		return time.Unix(v.n, 0), nil
+	}
+	if n, err := parseInteger(v.b); err == nil {
+		a := n
+		if a < 0 {
+			a = -a
+		}
+		switch {
+		case a < 1e11:
+			return time.Unix(n, 0), nil
+		case a < 1e14:
+			return time.UnixMilli(n), nil
+		case a < 1e17:
+			return time.UnixMicro(n), nil
+		}
+		return time.Unix(0, n), nil
+	}
+	f, err := strconv.ParseFloat(bstr(v.b), 64)
+	if err != nil || math.IsInf(f, 0) || math.Abs(f) >= 1e11 {
+		return time.Time{}, fmt.Errorf("invalid Unix time %s", clip(v.b))
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), nil
+}
+
+// parseTimeText parses RFC 3339 (T or space, optional fraction, Z or
+// offset), and without an offset "YYYY-MM-DD hh:mm:ss[.f]" or
+// "YYYY-MM-DD" in loc (UTC when nil). The common shapes are parsed by
+// hand; time.Parse is slow enough to show in a profile.
+func parseTimeText(b []byte, loc *time.Location) (time.Time, bool) {
+	if loc == nil {
+		loc = time.UTC
+	}
+	num := func(i, n int) (int, bool) {
+		if i+n > len(b) {
+			return 0, false
+		}
+		v := 0
+		for _, c := range b[i : i+n] {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v, true
+	}
+	year, ok1 := num(0, 4)
+	month, ok2 := num(5, 2)
+	day, ok3 := num(8, 2)
+	if !ok1 || !ok2 || !ok3 || b[4] != '-' || b[7] != '-' || month < 1 || month > 12 || day < 1 || day > 31 {
+		return time.Time{}, false
+	}
+	if len(b) == 10 {
+		t := time.Date(year, time.Month(month), day, 0, 0, 0, 0, loc)
+		return t, t.Day() == day
+	}
+	if len(b) < 19 || (b[10] != 'T' && b[10] != ' ' && b[10] != 't') || b[13] != ':' || b[16] != ':' {
+		return time.Time{}, false
+	}
+	hour, ok1 := num(11, 2)
+	minute, ok2 := num(14, 2)
+	sec, ok3 := num(17, 2)
+	if !ok1 || !ok2 || !ok3 || hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	i, nsec := 19, 0
+	if i < len(b) && b[i] == '.' {
+		i++
+		digits := 0
+		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			if digits < 9 {
+				nsec = nsec*10 + int(b[i]-'0')
+				digits++
+			}
+			i++
+		}
+		if digits == 0 {
+			return time.Time{}, false
+		}
+		for ; digits < 9; digits++ {
+			nsec *= 10
+		}
+	}
+	switch {
+	case i == len(b):
+	case i+1 == len(b) && (b[i] == 'Z' || b[i] == 'z'):
+		loc = time.UTC
+	case i+6 == len(b) && (b[i] == '+' || b[i] == '-') && b[i+3] == ':':
+		oh, ok1 := num(i+1, 2)
+		om, ok2 := num(i+4, 2)
+		if !ok1 || !ok2 || oh > 23 || om > 59 {
+			return time.Time{}, false
+		}
+		off := oh*3600 + om*60
+		if b[i] == '-' {
+			off = -off
+		}
+		t := time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
+		return t.Add(-time.Duration(off) * time.Second), t.Day() == day
+	default:
+		return time.Time{}, false
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, nsec, loc)
+	if t.Day() != day {
+		return time.Time{}, false // Feb 30 and the like
+	}
+	return t, true
+}

@@ -1,0 +1,434 @@
+package clickhouse
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf16"
+	"unicode/utf8"
+	"unsafe"
+)
+
+// valKind is the kind of one value on its way to a column.
+type valKind uint8
+
+const (
+	valMissing valKind = iota // the field is absent
+	valNull                   // JSON null
+	valString                 // b: the text, unescaped
+	valNumber                 // b: a JSON number's text
+	valBool                   // n: 0 or 1
+	valInt                    // n (a record property)
+	valTime                   // t (a record property)
+	valRaw                    // b: a JSON object or array, as text
+)
+
+// value is one field or property, before conversion to a column type.
+// b points into the record or a scratch buffer: a column copies it.
+type value struct {
+	kind valKind
+	b    []byte
+	n    int64
+	t    time.Time
+}
+
+func (v *value) setString(s string) {
+	*v = value{kind: valString, b: unsafe.Slice(unsafe.StringData(s), len(s))}
+}
+
+// describe names v's kind for error messages.
+func (v *value) describe() string {
+	switch v.kind {
+	case valMissing:
+		return "no value (field missing)"
+	case valNull:
+		return "null"
+	case valString:
+		return fmt.Sprintf("string %q", clip(v.b))
+	case valNumber:
+		return "number " + string(clip(v.b))
+	case valBool:
+		if v.n != 0 {
+			return "true"
+		}
+		return "false"
+	case valInt:
+		return fmt.Sprintf("integer %d", v.n)
+	case valTime:
+		return "time " + v.t.Format(time.RFC3339Nano)
+	case valRaw:
+		if len(v.b) > 0 && v.b[0] == '[' {
+			return "an array"
+		}
+		return "an object"
+	}
+	return "?"
+}
+
+func clip(b []byte) []byte {
+	if len(b) > 40 {
+		return append(b[:37:37], "..."...)
+	}
+	return b
+}
+
+// fieldNode is the tree of JSON paths the columns read: a key's node
+// names the slot its value fills and the nested keys below it.
+type fieldNode struct {
+	slot     int // -1 when only nested keys are read
+	children map[string]*fieldNode
+}
+
+func (n *fieldNode) add(path []string, slot int) {
+	for _, key := range path {
+		if n.children == nil {
+			n.children = map[string]*fieldNode{}
+		}
+		c, ok := n.children[key]
+		if !ok {
+			c = &fieldNode{slot: -1}
+			n.children[key] = c
+		}
+		n = c
+	}
+	n.slot = slot
+}
+
+var errNotObject = errors.New("value is not a JSON object")
+
+// scanner reads the fields a table's columns need from one JSON object in
+// a single pass, without decoding the rest: slots[i] receives the raw
+// text of the value for slot i (nil when absent).
+type scanner struct {
+	data []byte
+	pos  int
+	key  []byte // unescaped key scratch
+}
+
+func (s *scanner) ws() {
+	for s.pos < len(s.data) {
+		switch s.data[s.pos] {
+		case ' ', '\t', '\n', '\r':
+			s.pos++
+		default:
+			return
+		}
+	}
+}
+
+// scan fills slots from the object in data.
+func (s *scanner) scan(data []byte, root *fieldNode, slots [][]byte) error {
+	s.data, s.pos = data, 0
+	s.ws()
+	if s.pos >= len(s.data) || s.data[s.pos] != '{' {
+		return errNotObject
+	}
+	if err := s.object(root, slots); err != nil {
+		return fmt.Errorf("%w: %v", errNotObject, err)
+	}
+	s.ws()
+	if s.pos != len(s.data) {
+		return fmt.Errorf("%w: trailing data at offset %d", errNotObject, s.pos)
+	}
+	return nil
+}
+
+// object reads the object at pos ('{'), filling the slots of node's
+// children.
+func (s *scanner) object(node *fieldNode, slots [][]byte) error {
+	s.pos++ // '{'
+	s.ws()
+	if s.pos < len(s.data) && s.data[s.pos] == '}' {
+		s.pos++
+		return nil
+	}
+	for {
+		s.ws()
+		if s.pos >= len(s.data) || s.data[s.pos] != '"' {
+			return s.syntax("want a key")
+		}
+		start := s.pos
+		end, escaped, err := s.stringEnd()
+		if err != nil {
+			return err
+		}
+		key := s.data[start+1 : end-1]
+		if escaped {
+			if s.key, err = unescape(s.key[:0], key); err != nil {
+				return err
+			}
+			key = s.key
+		}
+		s.ws()
+		if s.pos >= len(s.data) || s.data[s.pos] != ':' {
+			return s.syntax("want ':'")
+		}
+		s.pos++
+		s.ws()
+		child := node.children[string(key)]
+		vstart := s.pos
+		if child != nil && child.children != nil && s.pos < len(s.data) && s.data[s.pos] == '{' {
+			if err := s.object(child, slots); err != nil {
+				return err
+			}
+		} else if err := s.skip(); err != nil {
+			return err
+		}
+		if child != nil && child.slot >= 0 {
+			slots[child.slot] = s.data[vstart:s.pos]
+		}
+		s.ws()
+		if s.pos >= len(s.data) {
+			return s.syntax("unterminated object")
+		}
+		switch s.data[s.pos] {
+		case ',':
+			s.pos++
+		case '}':
+			s.pos++
+			return nil
+		default:
+			return s.syntax("want ',' or '}'")
+		}
+	}
+}
+
+func (s *scanner) syntax(msg string) error {
+	return fmt.Errorf("%s at offset %d", msg, s.pos)
+}
+
+// stringEnd moves past the string at pos and returns the offset after
+// its closing quote and whether it holds escapes.
+func (s *scanner) stringEnd() (end int, escaped bool, err error) {
+	start := s.pos + 1
+	i := start
+	for {
+		j := bytes.IndexByte(s.data[i:], '"')
+		if j < 0 {
+			return 0, false, s.syntax("unterminated string")
+		}
+		i += j
+		// The quote is escaped when an odd number of backslashes precede it.
+		bs := 0
+		for k := i - 1; k >= start && s.data[k] == '\\'; k-- {
+			bs++
+		}
+		if bs%2 == 0 {
+			if !escaped {
+				escaped = bytes.IndexByte(s.data[start:i], '\\') >= 0
+			}
+			s.pos = i + 1
+			return s.pos, escaped, nil
+		}
+		escaped = true
+		i++
+	}
+}
+
+// skip moves past one value of any kind.
+func (s *scanner) skip() error {
+	if s.pos >= len(s.data) {
+		return s.syntax("want a value")
+	}
+	switch c := s.data[s.pos]; c {
+	case '"':
+		_, _, err := s.stringEnd()
+		return err
+	case '{', '[':
+		return s.skipNested()
+	case 't':
+		return s.literal("true")
+	case 'f':
+		return s.literal("false")
+	case 'n':
+		return s.literal("null")
+	default:
+		start := s.pos
+		for s.pos < len(s.data) {
+			c := s.data[s.pos]
+			if (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E' {
+				s.pos++
+				continue
+			}
+			break
+		}
+		if s.pos == start {
+			return s.syntax(fmt.Sprintf("invalid character %q", c))
+		}
+		return nil
+	}
+}
+
+func (s *scanner) literal(lit string) error {
+	if !bytes.HasPrefix(s.data[s.pos:], []byte(lit)) {
+		return s.syntax("invalid literal")
+	}
+	s.pos += len(lit)
+	return nil
+}
+
+// skipNested moves past an object or array, matching brackets outside
+// strings.
+func (s *scanner) skipNested() error {
+	depth := 0
+	for s.pos < len(s.data) {
+		switch s.data[s.pos] {
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				s.pos++
+				return nil
+			}
+		case '"':
+			if _, _, err := s.stringEnd(); err != nil {
+				return err
+			}
+			continue
+		}
+		s.pos++
+	}
+	return s.syntax("unterminated object or array")
+}
+
+// elements calls fn with the raw text of each element of the JSON array
+// raw.
+func elements(raw []byte, fn func(elem []byte) error) error {
+	s := scanner{data: raw}
+	if len(raw) == 0 || raw[0] != '[' {
+		return errors.New("not an array")
+	}
+	s.pos++
+	s.ws()
+	if s.pos < len(raw) && raw[s.pos] == ']' {
+		return nil
+	}
+	for {
+		s.ws()
+		start := s.pos
+		if err := s.skip(); err != nil {
+			return err
+		}
+		if err := fn(raw[start:s.pos]); err != nil {
+			return err
+		}
+		s.ws()
+		if s.pos >= len(raw) {
+			return s.syntax("unterminated array")
+		}
+		switch raw[s.pos] {
+		case ',':
+			s.pos++
+		case ']':
+			return nil
+		default:
+			return s.syntax("want ',' or ']'")
+		}
+	}
+}
+
+// parseToken turns the raw text of a JSON value into a value. Escaped
+// strings are unescaped into *scratch.
+func parseToken(tok []byte, v *value, scratch *[]byte) error {
+	if tok == nil {
+		*v = value{kind: valMissing}
+		return nil
+	}
+	switch tok[0] {
+	case '"':
+		body := tok[1 : len(tok)-1]
+		if bytes.IndexByte(body, '\\') >= 0 {
+			var err error
+			if *scratch, err = unescape((*scratch)[:0], body); err != nil {
+				return err
+			}
+			body = *scratch
+		}
+		*v = value{kind: valString, b: body}
+	case '{', '[':
+		*v = value{kind: valRaw, b: tok}
+	case 't':
+		*v = value{kind: valBool, n: 1}
+	case 'f':
+		*v = value{kind: valBool}
+	case 'n':
+		*v = value{kind: valNull}
+	default:
+		*v = value{kind: valNumber, b: tok}
+	}
+	return nil
+}
+
+// unescape appends the unescaped JSON string body s to dst.
+func unescape(dst, s []byte) ([]byte, error) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' {
+			dst = append(dst, c)
+			continue
+		}
+		i++
+		if i >= len(s) {
+			return dst, errors.New("invalid escape at end of string")
+		}
+		switch s[i] {
+		case '"', '\\', '/':
+			dst = append(dst, s[i])
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			r, ok := hex4(s[i+1:])
+			if !ok {
+				return dst, errors.New(`invalid \u escape`)
+			}
+			i += 4
+			if utf16.IsSurrogate(r) {
+				r2, ok := rune(0), false
+				if i+2 < len(s) && s[i+1] == '\\' && s[i+2] == 'u' {
+					r2, ok = hex4(s[i+3:])
+				}
+				if d := utf16.DecodeRune(r, r2); ok && d != utf8.RuneError {
+					r = d
+					i += 6
+				} else {
+					r = utf8.RuneError
+				}
+			}
+			dst = utf8.AppendRune(dst, r)
+		default:
+			return dst, fmt.Errorf("invalid escape \\%c", s[i])
+		}
+	}
+	return dst, nil
+}
+
+func hex4(s []byte) (rune, bool) {
+	if len(s) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range s[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}

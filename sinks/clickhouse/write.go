@@ -1,0 +1,287 @@
+package clickhouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/sluicehq/sluice/sinks"
+	"github.com/sluicehq/sluice/sinks/internal/outcome"
+)
+
+// bisectBudget bounds the inserts one Write spends splitting a rejected
+// batch; rows still unresolved then are retried (with the runner's
+// backoff), and their good halves are in by then, so retries progress.
+const bisectBudget = 128
+
+// Write inserts batch: one insert per table (usually one), its rows
+// converted to the column types first. Rows that do not convert fail
+// alone and permanently; the others go in. A server outage fails the
+// rows retryably.
+func (s *Sink) Write(ctx context.Context, batch []sinks.Record) error {
+	if s.closed.Load() {
+		return errClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	errs := make([]error, len(batch))
+	// Group by target table; nearly always every record has the default.
+	same := true
+	for i := range batch {
+		if batch[i].Topic != batch[0].Topic {
+			same = false
+			break
+		}
+	}
+	if same {
+		idx := make([]int, len(batch))
+		for i := range idx {
+			idx[i] = i
+		}
+		if len(batch) > 0 {
+			s.writeTable(ctx, batch[0].Topic, batch, idx, errs, true)
+		}
+		return outcome.Result(errs)
+	}
+	groups := map[string][]int{}
+	var order []string
+	for i := range batch {
+		t := batch[i].Topic
+		if _, ok := groups[t]; !ok {
+			order = append(order, t)
+		}
+		groups[t] = append(groups[t], i)
+	}
+	for _, t := range order {
+		s.writeTable(ctx, t, batch, groups[t], errs, true)
+	}
+	return outcome.Result(errs)
+}
+
+// writeTable inserts the records idx of batch into the table ref names
+// ("" for the configured one) and sets errs for those that failed.
+// refresh allows one re-read of the table's definition when the server
+// says it changed.
+func (s *Sink) writeTable(ctx context.Context, ref string, batch []sinks.Record, idx []int, errs []error, refresh bool) {
+	fail := func(err error) {
+		for _, i := range idx {
+			errs[i] = err
+		}
+	}
+	configured := ref == ""
+	if configured {
+		ref = s.cfg.Table
+	}
+	db, name, err := splitTable(s.cfg.Database, ref)
+	if err != nil {
+		fail(sinks.Permanent(fmt.Errorf("record topic: %w", err)))
+		return
+	}
+	t, err := s.table(ctx, db, name, configured)
+	if err != nil {
+		var ce *ConfigError
+		var nt *errNoTable
+		if errors.As(err, &ce) || errors.As(err, &nt) {
+			err = sinks.Permanent(err)
+		}
+		fail(err)
+		return
+	}
+	e := t.encoder()
+	defer e.release()
+	rows := make([]int, 0, len(idx)) // batch index of each encoded row
+	for _, i := range idx {
+		if err := e.add(&batch[i]); err != nil {
+			errs[i] = sinks.Permanent(err)
+			continue
+		}
+		rows = append(rows, i)
+	}
+	if len(rows) == 0 {
+		return
+	}
+	err = s.send(ctx, t, e, 0, len(rows))
+	switch {
+	case err == nil:
+	case isSchemaChange(err) && refresh:
+		// The table was dropped or altered since it was described:
+		// describe it again (recreating it when allowed) and redo the
+		// batch once with the new plan.
+		s.log.Warn("table changed; reading its definition again", "table", t.String(), "error", err)
+		s.forget(t)
+		s.writeTable(ctx, refOf(configured, t), batch, idx, errs, false)
+	case isSchemaChange(err):
+		fail(sinks.Permanent(err))
+	case isDataError(err):
+		s.log.Warn("server rejected a batch; splitting it to find the bad rows", "table", t.String(), "rows", len(rows), "error", err)
+		pending := fmt.Errorf("not inserted: %w", err)
+		for _, i := range rows {
+			errs[i] = pending
+		}
+		budget := bisectBudget
+		if berr := s.bisect(ctx, t, e, rows, 0, len(rows), err, errs, &budget); berr != nil {
+			err = berr
+		}
+		for _, i := range rows {
+			if errs[i] == pending {
+				errs[i] = err
+			}
+		}
+	default:
+		for _, i := range rows {
+			errs[i] = err
+		}
+	}
+}
+
+func refOf(configured bool, t *table) string {
+	if configured {
+		return ""
+	}
+	return t.String()
+}
+
+// bisect inserts rows [lo, hi) of e, which the server rejected as a whole
+// for a data reason (cause), in halves down to the single rows it
+// rejects; those fail permanently. It returns the error that stopped it
+// early (an outage); rows not yet settled keep their pending error.
+func (s *Sink) bisect(ctx context.Context, t *table, e *encoder, rows []int, lo, hi int, cause error, errs []error, budget *int) error {
+	if hi-lo == 1 {
+		errs[rows[lo]] = sinks.Permanent(fmt.Errorf("server rejected the row: %w", cause))
+		return nil
+	}
+	mid := lo + (hi-lo)/2
+	for _, r := range [][2]int{{lo, mid}, {mid, hi}} {
+		if *budget <= 0 {
+			return fmt.Errorf("inserting into %s: still splitting a rejected batch after %d inserts: %w", t, bisectBudget, cause)
+		}
+		*budget--
+		err := s.send(ctx, t, e, r[0], r[1])
+		switch {
+		case err == nil:
+			for _, i := range rows[r[0]:r[1]] {
+				errs[i] = nil
+			}
+		case isDataError(err):
+			if err := s.bisect(ctx, t, e, rows, r[0], r[1], err, errs, budget); err != nil {
+				return err
+			}
+		default:
+			return err
+		}
+	}
+	return nil
+}
+
+// insertError is a failed insert, with the stage it failed at: the
+// server checks the statement and the table before the data is sent.
+type insertError struct {
+	table string
+	stage string // prepare, append or send
+	err   error
+}
+
+func (e *insertError) Error() string {
+	return fmt.Sprintf("inserting into %s (%s): %v", e.table, e.stage, e.err)
+}
+
+func (e *insertError) Unwrap() error { return e.err }
+
+// send inserts rows [lo, hi) of e as one insert, bounded by WriteTimeout:
+// a server that stops answering fails it (the driver closes the
+// connection when the context ends).
+func (s *Sink) send(ctx context.Context, t *table, e *encoder, lo, hi int) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+	defer cancel()
+	b, err := s.conn.PrepareBatch(ctx, t.insert)
+	if err != nil {
+		return &insertError{table: t.String(), stage: "prepare", err: ctxErr(ctx, err)}
+	}
+	for i, bl := range e.builders {
+		if err := b.Column(i).Append(bl.slice(lo, hi)); err != nil {
+			b.Abort()
+			return &insertError{table: t.String(), stage: "append", err: fmt.Errorf("column %s: %w", t.cols[i].name, err)}
+		}
+	}
+	if err := b.Send(); err != nil {
+		return &insertError{table: t.String(), stage: "send", err: ctxErr(ctx, err)}
+	}
+	return nil
+}
+
+// ctxErr prefers the context's error, which says why a connection was
+// cut, to the network error the cut produced.
+func ctxErr(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("%w (%v)", cerr, err)
+	}
+	return err
+}
+
+// Server error codes the sink tells apart (ClickHouse's ErrorCodes.cpp).
+const (
+	codeNoSuchColumnInTable = 16
+	codeUnknownIdentifier   = 47
+	codeNotFoundColumn      = 10
+	codeUnknownTable        = 60
+	codeUnknownDatabase     = 81
+)
+
+// transientCodes are server errors that say nothing about the data: the
+// server is overloaded, read-only, short of memory or replicas, or the
+// client is not allowed in. Retrying later can succeed.
+var transientCodes = map[int32]bool{
+	3: true, 32: true, 33: true, 101: true, // connection-level: unexpected end, cannot read all data, unexpected packet
+	159: true, 160: true, 164: true, 202: true, 203: true, 209: true, 210: true, // timeouts, read-only, too many queries, network
+	173: true, 241: true, 243: true, // memory, disk space
+	192: true, 193: true, 194: true, 497: true, 516: true, // users, passwords, access
+	225: true, 236: true, 242: true, 252: true, 285: true, 286: true, 319: true, // keeper, aborted, table read-only, too many parts, quorum
+	394: true, 425: true, 999: true, // cancelled, system error, keeper
+}
+
+func serverCode(err error) (int32, bool) {
+	var ex *ch.Exception
+	if errors.As(err, &ex) {
+		return ex.Code, true
+	}
+	return 0, false
+}
+
+func isNoTable(err error) bool {
+	code, ok := serverCode(err)
+	return ok && (code == codeUnknownTable || code == codeUnknownDatabase)
+}
+
+// isSchemaChange reports an insert that failed because the table is not
+// what the plan was built from.
+func isSchemaChange(err error) bool {
+	var ie *insertError
+	if errors.As(err, &ie) && ie.stage == "append" {
+		return true // a column's type changed
+	}
+	code, ok := serverCode(err)
+	if !ok {
+		return false
+	}
+	switch code {
+	case codeUnknownTable, codeUnknownDatabase, codeNoSuchColumnInTable, codeNotFoundColumn, codeUnknownIdentifier:
+		return true
+	}
+	return false
+}
+
+// isDataError reports a server's rejection of the data sent: an
+// exception after the data went out that is neither transient nor a
+// schema change (a constraint, a throwIf in a MATERIALIZED column, a
+// value the server cannot store). Splitting the batch finds the rows.
+func isDataError(err error) bool {
+	var ie *insertError
+	if !errors.As(err, &ie) || ie.stage != "send" {
+		return false
+	}
+	code, ok := serverCode(err)
+	return ok && !transientCodes[code] && !isSchemaChange(err)
+}
