@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -112,6 +113,7 @@ func benchEndToEnd(t *testing.T, transform string, rate int) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cpu0, cpuErr := cpuTime(s.proc.cmd.Process.Pid)
 	cmd := exec.Command(sluiceBin, "bench", "pub", "-host", "127.0.0.1", "-port", port,
 		"-qos", "1", "-clients", strconv.Itoa(clients), "-size", strconv.Itoa(size),
 		"-rate", strconv.Itoa(rate), "-duration", duration.String(), "-drain", "1m",
@@ -137,6 +139,10 @@ func benchEndToEnd(t *testing.T, transform string, rate int) {
 	if !c.waitFor(delivered, 5*time.Minute) {
 		t.Fatalf("consumer read %d distinct messages, Sluice delivered %d", c.count(), delivered)
 	}
+	cpu1, err := cpuTime(s.proc.cmd.Process.Pid)
+	if err != nil || cpuErr != nil {
+		cpu1, cpu0 = 0, 0 // not Linux: no CPU figure
+	}
 	cancel()
 	wg.Wait()
 
@@ -151,9 +157,44 @@ func benchEndToEnd(t *testing.T, transform string, rate int) {
 	if rate > 0 {
 		pacing = fmt.Sprintf("%d/s per client", rate)
 	}
-	t.Logf("RESULT | %s, %s | %.0f | %.0f | %.1f | %.1f | %.1f | %d | %d |",
+	t.Logf("RESULT | %s, %s | %.0f | %.0f | %.1f / %.1f | %.1f / %.1f | %.1f | %.1f |",
 		map[bool]string{true: "JSON transform", false: "raw payload"}[transform != ""], pacing,
-		float64(sum.Acked)/sum.Seconds, r.kafkaRate, r.p50, r.p99, r.max, r.distinct, r.dups)
+		float64(sum.Acked)/sum.Seconds, r.kafkaRate, r.p50, r.p99, r.sluiceP50, r.sluiceP99, r.max,
+		float64((cpu1-cpu0).Microseconds())/float64(delivered))
+	t.Logf("distinct %d, duplicates %d, load average %s", r.distinct, r.dups, loadAvg())
+}
+
+// cpuTime is the user plus system CPU time of process pid (Linux).
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name, which may hold spaces: state is
+	// field 3, utime 14 and stime 15, in clock ticks (100 Hz on Linux).
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("parsing /proc/%d/stat", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("parsing /proc/%d/stat", pid)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("parsing /proc/%d/stat", pid)
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
+}
+
+// loadAvg is the 1-minute load average, "?" where unknown.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
 
 // latencyConsumer reads bench payloads from Kafka and records, per
@@ -165,7 +206,8 @@ type latencyConsumer struct {
 
 	mu         sync.Mutex
 	seen       map[uint64]bool // publisher index << 32 | seq
-	latencies  []int64         // ns, first delivery of each message
+	latencies  []int64         // ns from the send stamp, first delivery of each message
+	inSluice   []int64         // ns from the record timestamp (Sluice's receive time)
 	dups       int64
 	firstSent  int64 // Unix ns
 	lastRead   int64
@@ -188,13 +230,13 @@ func (c *latencyConsumer) run(ctx context.Context) {
 		fs := c.cl.PollFetches(ctx)
 		now := time.Now().UnixNano()
 		c.mu.Lock()
-		fs.EachRecord(func(r *kgo.Record) { c.add(r.Value, now) })
+		fs.EachRecord(func(r *kgo.Record) { c.add(r.Value, r.Timestamp.UnixNano(), now) })
 		c.mu.Unlock()
 	}
 }
 
 // add records one value read at now. c.mu is held.
-func (c *latencyConsumer) add(v []byte, now int64) {
+func (c *latencyConsumer) add(v []byte, received, now int64) {
 	if c.wrapped {
 		var w struct {
 			Data string `json:"data"`
@@ -221,6 +263,7 @@ func (c *latencyConsumer) add(v []byte, now int64) {
 	}
 	c.seen[id] = true
 	c.latencies = append(c.latencies, now-sent)
+	c.inSluice = append(c.inSluice, now-received)
 	if c.firstSent == 0 || sent < c.firstSent {
 		c.firstSent = sent
 	}
@@ -248,7 +291,9 @@ func (c *latencyConsumer) waitFor(n int64, timeout time.Duration) bool {
 type benchResult struct {
 	distinct, dups int64
 	kafkaRate      float64
-	p50, p99, max  float64
+	p50, p99, max  float64 // send stamp to consumer
+	sluiceP50      float64 // Sluice's receive time (the record timestamp) to consumer
+	sluiceP99      float64
 }
 
 func (c *latencyConsumer) result() benchResult {
@@ -262,10 +307,12 @@ func (c *latencyConsumer) result() benchResult {
 		return r
 	}
 	slices.Sort(c.latencies)
-	q := func(p float64) float64 {
-		return float64(c.latencies[int(p*float64(len(c.latencies)-1))]) / 1e6
+	slices.Sort(c.inSluice)
+	q := func(l []int64, p float64) float64 {
+		return float64(l[int(p*float64(len(l)-1))]) / 1e6
 	}
-	r.p50, r.p99, r.max = q(0.5), q(0.99), q(1)
+	r.p50, r.p99, r.max = q(c.latencies, 0.5), q(c.latencies, 0.99), q(c.latencies, 1)
+	r.sluiceP50, r.sluiceP99 = q(c.inSluice, 0.5), q(c.inSluice, 0.99)
 	r.kafkaRate = float64(r.distinct) / (float64(c.lastRead-c.firstSent) / 1e9)
 	return r
 }

@@ -352,12 +352,14 @@ type ingestStats struct {
 	} `json:"accounting"`
 	Balanced bool `json:"balanced"`
 	Sinks    []struct {
-		Name        string `json:"name"`
-		Connected   bool   `json:"connected"`
-		Writes      int64  `json:"writes"`
-		WriteErrors int64  `json:"write_errors"`
-		Records     int64  `json:"records"`
-		LastError   string `json:"last_error"`
+		Name        string  `json:"name"`
+		Connected   bool    `json:"connected"`
+		Writes      int64   `json:"writes"`
+		WriteErrors int64   `json:"write_errors"`
+		Records     int64   `json:"records"`
+		AvgBatch    float64 `json:"avg_batch"`
+		AvgLatency  string  `json:"avg_latency"`
+		LastError   string  `json:"last_error"`
 	} `json:"sinks"`
 }
 
