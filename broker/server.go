@@ -147,6 +147,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	storeStop := make(chan struct{})
 	if s.store != nil {
 		if err := s.restore(ctx); err != nil {
+			for _, l := range s.listeners {
+				l.ln.Close()
+			}
 			s.mu.Unlock()
 			return fmt.Errorf("loading broker state: %w", err)
 		}
