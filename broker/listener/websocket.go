@@ -46,6 +46,13 @@ func upgradeWebSocket(c net.Conn, path string) (proto string, rest []byte, err e
 		br.Reset(nil)
 		bufioPool.Put(br)
 	}()
+	// Fail fast on a client that speaks MQTT (or TLS) to a WebSocket
+	// port: a request line starts with an upper-case method.
+	if b, err := br.Peek(1); err != nil {
+		return "", nil, fmt.Errorf("reading websocket upgrade request: %w", err)
+	} else if b[0] < 'A' || b[0] > 'Z' {
+		return "", nil, fmt.Errorf("reading websocket upgrade request: first byte %#x is not HTTP", b[0])
+	}
 	req, err := http.ReadRequest(br)
 	if err != nil {
 		return "", nil, fmt.Errorf("reading websocket upgrade request: %w", err)
