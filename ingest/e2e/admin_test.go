@@ -42,6 +42,7 @@ type ingestState struct {
 		BlockedAppends int64
 		Appended       uint64
 		Fsyncs         uint64
+		FsyncTime      int64 // ns
 		AvgBatch       float64
 	} `json:"spool"`
 }
