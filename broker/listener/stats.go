@@ -24,7 +24,8 @@ type counters struct {
 
 // Stats is a snapshot of a listener's counters.
 type Stats struct {
-	// Accepted counts connections handed to Accept.
+	// Accepted counts connections that finished their handshake and
+	// entered the accept queue.
 	Accepted uint64
 	// Handshaking is the number of connections in their handshake now.
 	Handshaking int64
