@@ -1,0 +1,161 @@
+package clickhouse
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/sluicehq/sluice/sinks"
+)
+
+// benchRows is the batch size of the benchmarks: the sink's default
+// batch.max_records.
+const benchRows = 50000
+
+// benchTable is the benchmark's 6 typed columns.
+const benchTable = `(
+	ts DateTime, device String, metric LowCardinality(String),
+	value Float64, seq UInt64, quality UInt8
+) ENGINE = MergeTree PARTITION BY toYYYYMM(ts) ORDER BY (metric, device, ts)`
+
+// benchRecords returns n records as a rule's transform writes them.
+func benchRecords(n int) []sinks.Record {
+	metrics := []string{"temperature", "pressure", "vibration", "rpm"}
+	base := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	out := make([]sinks.Record, n)
+	for i := range out {
+		dev := fmt.Sprintf("press-%04d", i%500)
+		ts := base.Add(time.Duration(i) * time.Millisecond).Format(time.RFC3339Nano)
+		out[i] = sinks.Record{
+			Rule: "bench", Key: []byte(dev),
+			Value: fmt.Appendf(nil, `{"device":%q,"metric":%q,"quality":%d,"seq":%d,"ts":%q,"value":%g}`,
+				dev, metrics[i%4], i%3, i, ts, 20+float64(i%1000)/7),
+			Source: sinks.Source{Topic: "plant/" + dev, ClientID: dev, ReceivedAt: base},
+		}
+	}
+	return out
+}
+
+// rawColumns is the same data as typed slices, for the driver alone.
+type rawColumns struct {
+	ts      []time.Time
+	device  []string
+	metric  []string
+	value   []float64
+	seq     []uint64
+	quality []uint8
+}
+
+func benchColumns(n int) *rawColumns {
+	metrics := []string{"temperature", "pressure", "vibration", "rpm"}
+	base := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	c := &rawColumns{}
+	for i := 0; i < n; i++ {
+		c.ts = append(c.ts, base.Add(time.Duration(i)*time.Millisecond))
+		c.device = append(c.device, fmt.Sprintf("press-%04d", i%500))
+		c.metric = append(c.metric, metrics[i%4])
+		c.value = append(c.value, 20+float64(i%1000)/7)
+		c.seq = append(c.seq, uint64(i))
+		c.quality = append(c.quality, uint8(i%3))
+	}
+	return c
+}
+
+// BenchmarkInsert compares the sink's Write of JSON records with the
+// driver's batch insert of ready typed columns, into the same table of
+// the same server, one writer and two concurrent writers (the runner's
+// lanes). Each op is one batch of 50,000 rows; rows/s is the figure.
+//
+//	go test ./sinks/clickhouse -run '^$' -bench Insert -benchtime 20x
+func BenchmarkInsert(b *testing.B) {
+	srv := server(b)
+	db, name := makeTable(b, srv, benchTable)
+	s := newSink(b, srv, Config{Database: db, Table: name})
+	conn, err := ch.Open(&ch.Options{Addr: []string{srv.Addr()}, Compression: &ch.Compression{Method: ch.CompressionLZ4}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	records := benchRecords(benchRows)
+	cols := benchColumns(benchRows)
+	insert := fmt.Sprintf("INSERT INTO %s.%s (ts, device, metric, value, seq, quality)", db, name)
+	raw := func(ctx context.Context) error {
+		batch, err := conn.PrepareBatch(ctx, insert)
+		if err != nil {
+			return err
+		}
+		for i, v := range []any{cols.ts, cols.device, cols.metric, cols.value, cols.seq, cols.quality} {
+			if err := batch.Column(i).Append(v); err != nil {
+				return err
+			}
+		}
+		return batch.Send()
+	}
+	sink := func(ctx context.Context) error { return s.Write(ctx, records) }
+	for _, writers := range []int{1, 2} {
+		for _, bc := range []struct {
+			name string
+			fn   func(context.Context) error
+		}{{"raw", raw}, {"sink", sink}} {
+			b.Run(fmt.Sprintf("%s/writers=%d", bc.name, writers), func(b *testing.B) {
+				ctx := context.Background()
+				b.ReportAllocs()
+				b.ResetTimer()
+				var wg sync.WaitGroup
+				errs := make(chan error, writers)
+				next := make(chan struct{}, b.N)
+				for i := 0; i < b.N; i++ {
+					next <- struct{}{}
+				}
+				close(next)
+				for w := 0; w < writers; w++ {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for range next {
+							if err := bc.fn(ctx); err != nil {
+								errs <- err
+								return
+							}
+						}
+					}()
+				}
+				wg.Wait()
+				b.StopTimer()
+				close(errs)
+				for err := range errs {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(b.N*benchRows)/b.Elapsed().Seconds(), "rows/s")
+			})
+		}
+	}
+}
+
+// BenchmarkEncode measures the sink's conversion of JSON records into
+// typed columns alone, without the server.
+func BenchmarkEncode(b *testing.B) {
+	cols := []tableColumn{{"ts", "DateTime", ""}, {"device", "String", ""}, {"metric", "LowCardinality(String)", ""},
+		{"value", "Float64", ""}, {"seq", "UInt64", ""}, {"quality", "UInt8", ""}}
+	t, err := plan("db", "t", cols, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	records := benchRecords(benchRows)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		e := t.encoder()
+		for j := range records {
+			if err := e.add(&records[j]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		e.release()
+	}
+	b.ReportMetric(float64(b.N*benchRows)/b.Elapsed().Seconds(), "rows/s")
+}
