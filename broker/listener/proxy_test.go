@@ -223,4 +223,3 @@ func TestProxyListener(t *testing.T) {
 		waitFor(t, "the timeout to be counted", func() bool { return l.Stats().TimedOut == 1 })
 	})
 }
-
