@@ -42,8 +42,8 @@ sinks:
       brokers: ["` + kafkaAddr + `"]
       topic: telemetry.default
       metadata_ttl: 1s
-      dial_timeout: 2s
-      write_timeout: 5s
+      dial_timeout: 5s
+      write_timeout: 30s
 rules:
   - name: ` + ruleName + `
     topics: ["plant/+/line/+/telemetry"]
