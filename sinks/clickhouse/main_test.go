@@ -91,22 +91,22 @@ func write(t testing.TB, s *Sink, batch []sinks.Record) error {
 	return s.Write(ctx, batch)
 }
 
-// failures returns the index → error text of a Write's failed records.
-func failures(t testing.TB, err error, n int) map[int]string {
+// failures returns the index → error of a Write's failed records.
+func failures(t testing.TB, err error, n int) map[int]error {
 	t.Helper()
-	out := map[int]string{}
+	out := map[int]error{}
 	if err == nil {
 		return out
 	}
 	var be *sinks.BatchError
 	if errors.As(err, &be) {
 		for _, f := range be.Failed {
-			out[f.Index] = f.Err.Error()
+			out[f.Index] = f.Err
 		}
 		return out
 	}
 	for i := 0; i < n; i++ {
-		out[i] = err.Error()
+		out[i] = err
 	}
 	return out
 }

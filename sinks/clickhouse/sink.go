@@ -113,10 +113,12 @@ func (s *Sink) Connect(ctx context.Context) error {
 		return fmt.Errorf("connecting to clickhouse %v: %w", s.cfg.Addresses, err)
 	}
 	db, name, _ := splitTable(s.cfg.Database, s.cfg.Table)
-	if _, err := s.table(ctx, db, name, true); err != nil {
-		return err
+	_, err := s.table(ctx, db, name, true)
+	var nt *errNoTable
+	if errors.As(err, &nt) {
+		return &ConfigError{Table: nt.table, Problems: []string{"table: does not exist (create it, or set create_table: true with a ddl)"}}
 	}
-	return nil
+	return err
 }
 
 // Close releases the connections. It is safe to call twice.
