@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,8 +17,9 @@ import (
 // with a webhook sink that only counts records, loads it with `sluice
 // bench pub` or the ack-latency client and prints figures for
 // ingest/DESIGN.md, "Ingest benchmarks". Knobs: SLUICE_BENCH_ROUNDS,
-// SLUICE_BENCH_SECONDS, SLUICE_BENCH_CLIENTS, SLUICE_BENCH_RATE,
-// SLUICE_BENCH_RSS_SECONDS.
+// SLUICE_BENCH_SECONDS, SLUICE_BENCH_CLIENTS, SLUICE_BENCH_INFLIGHT,
+// SLUICE_BENCH_COMMIT_BYTES, SLUICE_BENCH_RATE, SLUICE_BENCH_RSS_SECONDS,
+// SLUICE_BENCH_PERF (1: a perf profile of each throughput run).
 
 // throughput is one run of TestBenchThroughput.
 type throughput struct {
@@ -94,6 +96,7 @@ func throughputRun(t *testing.T, mode string, dur time.Duration, clients int) th
 	cfg := setup{
 		DataDir: filepath.Join(dir, "data"), HookURL: h.URL(), Body: "array", Topics: []string{"bench/#"},
 		Durability: mode, RetryInitial: 100 * time.Millisecond, RetryMax: 5 * time.Second,
+		CommitBytes: os.Getenv("SLUICE_BENCH_COMMIT_BYTES"),
 	}.write(t, dir)
 	p := startSluice(t, cfg)
 	before, err := readProcStat(p.Pid())

@@ -21,6 +21,8 @@ type setup struct {
 	SegmentBytes string
 	Policy       string
 	BlockTimeout time.Duration
+	CommitBytes  string        // ingest.spool.commit_bytes; "" keeps the default
+	CommitEvery  time.Duration // ingest.spool.commit_interval; 0 keeps the default
 	RetryInitial time.Duration // default 20ms
 	RetryMax     time.Duration // default 500ms
 	Lanes        int
@@ -68,6 +70,12 @@ func (s setup) render() string {
 	}
 	fmt.Fprintf(&b, "    policy: %s\n", or(s.Policy, "block"))
 	fmt.Fprintf(&b, "    block_timeout: %s\n", dur(s.BlockTimeout, 5*time.Second))
+	if s.CommitBytes != "" {
+		fmt.Fprintf(&b, "    commit_bytes: %s\n", s.CommitBytes)
+	}
+	if s.CommitEvery > 0 {
+		fmt.Fprintf(&b, "    commit_interval: %s\n", s.CommitEvery)
+	}
 	fmt.Fprintf(&b, "sinks:\n  hook:\n    type: webhook\n    webhook:\n      url: %q\n      body: %s\n      timeout: 5s\n", s.HookURL, or(s.Body, "array"))
 	topics := s.Topics
 	if len(topics) == 0 {
