@@ -363,7 +363,9 @@ func subset(f, p []string) bool {
 		}
 		switch fl, pl := f[i], p[i]; {
 		case fl == "#":
-			return false
+			// f matches its parent and every longer name; "+/#" from here
+			// matches the longer names only, so only if f has no parent.
+			return pl == "+" && len(p) == i+2 && p[i+1] == "#" && !hasParent(f, i)
 		case fl == "+":
 			if pl != "+" {
 				return false
@@ -384,8 +386,18 @@ func overlap(f, p []string) bool {
 	for i := 0; ; i++ {
 		fh, ph := i < len(f) && f[i] == "#", i < len(p) && p[i] == "#"
 		if fh || ph {
-			// A leading wildcard matches no '$' topic [MQTT-4.7.2-1].
-			return i > 0 || !(fh && isDollar(p[0]) || ph && isDollar(f[0]))
+			if i == 0 {
+				// A leading wildcard matches no '$' topic [MQTT-4.7.2-1].
+				return !(fh && isDollar(p[0]) || ph && isDollar(f[0]))
+			}
+			// If the other side ends here, only the parent is shared.
+			switch {
+			case fh && i == len(p):
+				return hasParent(f, i)
+			case ph && i == len(f):
+				return hasParent(p, i)
+			}
+			return true
 		}
 		if i == len(f) || i == len(p) {
 			return i == len(f) && i == len(p)
@@ -400,6 +412,13 @@ func overlap(f, p []string) bool {
 			return false
 		}
 	}
+}
+
+// hasParent reports whether the levels before a '#' at level i form a
+// valid topic name: not when '#' is the first level, nor when it follows
+// one empty level (the name would be "").
+func hasParent(levels []string, i int) bool {
+	return i > 1 || i == 1 && levels[0] != ""
 }
 
 // isDollar reports whether a filter level is a literal starting with '$'.
