@@ -105,6 +105,13 @@ func (l *logTail) add(s string) {
 	l.lines = append(l.lines, s)
 }
 
+// String is the kept lines, one a line.
+func (l *logTail) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.lines, "\n")
+}
+
 func (l *logTail) dump(t testing.TB, who string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -124,7 +131,7 @@ type process struct {
 
 // startProcess starts bin with args; every line of stdout and stderr goes
 // to the tail and to onLine (which must not block).
-func startProcess(t testing.TB, bin string, args []string, onLine func(string)) (*process, error) {
+func startProcess(bin string, args []string, onLine func(string)) (*process, error) {
 	p := &process{cmd: exec.Command(bin, args...), exited: make(chan struct{})}
 	p.cmd.Env = cleanEnv()
 	stdout, err := p.cmd.StdoutPipe()
@@ -216,7 +223,7 @@ func (k *kafkaServer) start() {
 	var last string
 	for attempt := 0; attempt < 50; attempt++ {
 		addrs := make(chan string, 1)
-		p, err := startProcess(k.t, k.bin, k.args, func(line string) {
+		p, err := startProcess(k.bin, k.args, func(line string) {
 			if a, ok := strings.CutPrefix(line, "listening "); ok {
 				select {
 				case addrs <- a:
@@ -232,7 +239,7 @@ func (k *kafkaServer) start() {
 			k.proc, k.Addr = p, a
 			return
 		case <-p.exited:
-			last = strings.Join(p.tail.lines, "\n")
+			last = p.tail.String()
 			time.Sleep(200 * time.Millisecond)
 		case <-time.After(60 * time.Second):
 			p.kill()
@@ -278,7 +285,7 @@ func startSluice(t testing.TB, bin, config string) *sluiceProc {
 		Address string `json:"address"`
 	}
 	lines := make(chan logLine, 16)
-	p, err := startProcess(t, bin, []string{"run", "-c", path}, func(line string) {
+	p, err := startProcess(bin, []string{"run", "-c", path}, func(line string) {
 		var l logLine
 		if json.Unmarshal([]byte(line), &l) == nil && strings.HasSuffix(l.Msg, " listening") {
 			select {
