@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -232,6 +233,12 @@ func (l *Listener) handshakeFailed(nc net.Conn, stage int, err error) {
 	case <-l.done:
 		return // aborted by Close
 	default:
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+		// Load balancer health checks connect and leave: count, no noise.
+		l.stats.aborted.Add(1)
+		l.log.Debug("client left during handshake", "remote", nc.RemoteAddr().String(), "stage", stageNames[stage])
+		return
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		l.stats.timedOut.Add(1)

@@ -239,3 +239,36 @@ func TestListenErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestHandshakeAborted connects and leaves, as load balancer health
+// checks do: counted as aborted, not as a failure.
+func TestHandshakeAborted(t *testing.T) {
+	ca := newTestCA(t, "ca")
+	tests := []struct {
+		name string
+		cfg  Config
+		send string
+	}{
+		{"proxy", Config{ProxyProtocol: true}, ""},
+		{"proxy half header", Config{ProxyProtocol: true}, "PROXY TCP4 1.2.3.4 "},
+		{"tls", Config{Type: TLS, TLS: serverFiles(t, ca, "s")}, ""},
+		{"ws", Config{Type: WebSocket}, ""},
+		{"ws half request", Config{Type: WebSocket}, "GET /mqtt HTTP/1.1\r\nHost: x\r\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := listen(t, tt.cfg)
+			c := dial(t, l)
+			waitFor(t, "the handshake to start", func() bool { return l.Stats().Handshaking == 1 })
+			io.WriteString(c, tt.send)
+			c.Close()
+			waitFor(t, "the abort to be counted", func() bool { return l.Stats().Aborted == 1 })
+			s := l.Stats()
+			for stage, n := range s.Failed {
+				if n != 0 {
+					t.Errorf("%d %s failures", n, stage)
+				}
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"syscall"
+	"unsafe"
 )
 
 // peekLineLen reports the length of the line (CRLF included) waiting in
@@ -40,11 +41,32 @@ func peekLineLen(r io.Reader, buf []byte) (n int, ok bool, err error) {
 			n = i + 2
 			return true
 		}
-		// No CRLF yet: done if max bytes are there, else wait for more.
-		return m == len(buf)
+		if m == len(buf) {
+			return true // no CRLF within the limit
+		}
+		// No CRLF yet: wait for more, unless the client has finished
+		// sending (a FIN does not show in a peek while data is pending).
+		if peerClosed(fd) {
+			perr = io.ErrUnexpectedEOF
+			return true
+		}
+		return false
 	})
 	if err == nil {
 		err = perr
 	}
 	return n, true, err
+}
+
+// tcpCloseWait is TCP_CLOSE_WAIT, the state after the peer's FIN.
+const tcpCloseWait = 8
+
+// peerClosed reports whether the peer of TCP socket fd has sent its FIN
+// (tcp_info's first byte is the connection state).
+func peerClosed(fd uintptr) bool {
+	var info [256]byte
+	n := uint32(len(info))
+	_, _, e := syscall.Syscall6(syscall.SYS_GETSOCKOPT, fd, syscall.IPPROTO_TCP, syscall.TCP_INFO,
+		uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&n)), 0)
+	return e == 0 && n > 0 && info[0] == tcpCloseWait
 }

@@ -17,6 +17,7 @@ type counters struct {
 	accepted         atomic.Uint64
 	handshaking      atomic.Int64
 	timedOut         atomic.Uint64
+	aborted          atomic.Uint64
 	failed           [numStages]atomic.Uint64
 	certReloads      atomic.Uint64
 	certReloadErrors atomic.Uint64
@@ -34,6 +35,9 @@ type Stats struct {
 	// TimedOut counts connections closed at the handshake deadline
 	// (slowloris and dead clients).
 	TimedOut uint64
+	// Aborted counts clients that closed or reset the connection during
+	// the handshake (load balancer health checks do).
+	Aborted uint64
 	// Failed counts connections closed for a bad handshake, by stage:
 	// "proxy", "tls", "websocket".
 	Failed map[string]uint64
@@ -49,6 +53,7 @@ func (l *Listener) Stats() Stats {
 		Handshaking:      l.stats.handshaking.Load(),
 		Queued:           len(l.ready),
 		TimedOut:         l.stats.timedOut.Load(),
+		Aborted:          l.stats.aborted.Load(),
 		Failed:           make(map[string]uint64, numStages),
 		CertReloads:      l.stats.certReloads.Load(),
 		CertReloadErrors: l.stats.certReloadErrors.Load(),

@@ -25,6 +25,28 @@ const wsGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 var bufioPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
 
+// errRequestTooLarge ends an upgrade request over maxUpgradeRequest.
+var errRequestTooLarge = fmt.Errorf("websocket upgrade request over %d bytes", maxUpgradeRequest)
+
+// limitReader is io.LimitReader with an error of its own at the limit
+// (io.EOF would look like a client that left).
+type limitReader struct {
+	r io.Reader
+	n int
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		return 0, errRequestTooLarge
+	}
+	if len(p) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= n
+	return n, err
+}
+
 // upgradeError is a refused upgrade request, answered with status.
 type upgradeError struct {
 	status int
@@ -41,7 +63,7 @@ func (e *upgradeError) Error() string {
 // and any bytes the client sent after the request.
 func upgradeWebSocket(c net.Conn, path string) (proto string, rest []byte, err error) {
 	br := bufioPool.Get().(*bufio.Reader)
-	br.Reset(io.LimitReader(c, maxUpgradeRequest))
+	br.Reset(&limitReader{r: c, n: maxUpgradeRequest})
 	defer func() {
 		br.Reset(nil)
 		bufioPool.Put(br)
