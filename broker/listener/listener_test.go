@@ -3,6 +3,7 @@ package listener
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"runtime"
@@ -270,5 +271,55 @@ func TestHandshakeAborted(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBadInputNoLeak sends a mix of bad handshakes and checks that every
+// goroutine ends and the heap comes back once the listener closed them.
+func TestBadInputNoLeak(t *testing.T) {
+	ca := newTestCA(t, "ca")
+	cfgs := []Config{
+		{ProxyProtocol: true},
+		{Type: TLS, TLS: serverFiles(t, ca, "s")},
+		{Type: WebSocket},
+	}
+	bad := []string{
+		"GET / HTTP/1.1\r\n\r\n",
+		"\x16\x03\x01\x00\x05hello",
+		"PROXY TCP4 a b c d\r\n",
+		"\x10\x12\x00\x04MQTT\x04\x02\x00\x3c",
+	}
+	base := runtime.NumGoroutine()
+	before := memNow()
+	const rounds = 50
+	for i, cfg := range cfgs {
+		cfg.Name, cfg.Address = fmt.Sprintf("bad%d", i), "127.0.0.1:0"
+		l, err := Listen(t.Context(), cfg, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r := range rounds {
+			c, err := net.Dial("tcp", l.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.WriteString(c, bad[r%len(bad)])
+			expectClosed(t, c, 5*time.Second)
+			c.Close()
+		}
+		waitFor(t, "every failure to be counted", func() bool {
+			s := l.Stats()
+			var n uint64
+			for _, f := range s.Failed {
+				n += f
+			}
+			return n+s.Aborted == rounds && s.Handshaking == 0
+		})
+		l.Close()
+	}
+	checkGoroutines(t, base)
+	after := memNow()
+	if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown > 512<<10 {
+		t.Errorf("heap grew by %d bytes after %d bad connections", grown, rounds*len(cfgs))
 	}
 }
