@@ -84,6 +84,7 @@ func newApp(cfg Config, path string, environ []string, log *slog.Logger) (*app, 
 		Logger: log.With("component", "broker"), Registerer: reg, Consumer: p,
 	})
 	if err != nil {
+		closeSinks(sinkSet)
 		return nil, err
 	}
 	a.broker = srv
