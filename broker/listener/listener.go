@@ -115,15 +115,9 @@ func (l *Listener) Close() error {
 			c.Close()
 		}
 		l.mu.Unlock()
-		l.wg.Wait()
-		for {
-			select {
-			case c := <-l.ready:
-				c.Close()
-				continue
-			default:
-			}
-			break
+		l.wg.Wait() // nothing sends to ready any more
+		for len(l.ready) > 0 {
+			(<-l.ready).Close()
 		}
 	})
 	return err

@@ -51,7 +51,7 @@ func TestInfoForeignConn(t *testing.T) {
 // goroutine behind.
 func TestSlowloris(t *testing.T) {
 	ca := newTestCA(t, "ca")
-	const timeout = 300 * time.Millisecond
+	const timeout = time.Second
 	tests := []struct {
 		name  string
 		cfg   Config
