@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,15 +14,16 @@ import (
 	"github.com/sluicehq/sluice/sinks"
 )
 
-// shared is one server for the tests that do not stop or pause it; each
-// test gets its own database. Nil when no server binary was found.
+// shared is one server for the tests that do not stop or pause it, each
+// test with its own database. It starts on first use (fuzz workers and
+// unit tests need none) and stops when the tests end.
 var (
-	shared    *chtest.Server
-	sharedErr error
+	sharedOnce sync.Once
+	shared     *chtest.Server
+	sharedErr  error
 )
 
 func TestMain(m *testing.M) {
-	shared, sharedErr = chtest.New(chtest.Options{})
 	code := m.Run()
 	if shared != nil {
 		shared.Close()
@@ -33,6 +35,7 @@ func TestMain(m *testing.M) {
 // when there is none.
 func server(t testing.TB) *chtest.Server {
 	t.Helper()
+	sharedOnce.Do(func() { shared, sharedErr = chtest.New(chtest.Options{}) })
 	if errors.Is(sharedErr, chtest.ErrNoServer) {
 		chtest.Missing(t, sharedErr)
 	}
