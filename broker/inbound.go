@@ -39,9 +39,15 @@ type inQueue struct {
 	head, n  int
 	qos      int  // entries with QoS > 0
 	flushing bool // a goroutine is completing the head of the queue
-	wake     chan struct{}
-	timer    *time.Timer // RejectWait
-	timerSet bool
+	// delivering is the message the reader is handing to
+	// Consumer.Deliver. Its ack only marks the slot when it comes before
+	// Deliver returns (typically synchronously): the reader then flushes
+	// on its own goroutine, where routing may wait for a subscriber (see
+	// route).
+	delivering *inbound
+	wake       chan struct{}
+	timer      *time.Timer // RejectWait
+	timerSet   bool
 }
 
 func (q *inQueue) at(i int) *inbound { return q.ring[(q.head+i)%len(q.ring)] }
@@ -170,7 +176,7 @@ func (c *conn) handlePublish(p *packet.Publish) error {
 	c.s.stats.received[p.QoS].Add(1)
 	if c.s.consumer == nil {
 		in.state = stateAccepted
-		c.complete(in)
+		c.complete(in, true)
 		return nil
 	}
 	c.inMu.Lock()
@@ -181,9 +187,13 @@ func (c *conn) handlePublish(p *packet.Publish) error {
 	if rw := c.s.cfg.RejectWait; rw > 0 && !c.in.timerSet {
 		c.armRejectTimerLocked(in.msg.ReceivedAt.Add(rw))
 	}
+	c.in.delivering = in
 	c.inMu.Unlock()
 	c.s.stats.pendingAcks.Add(1)
 	c.s.consumer.Deliver(c.s.baseCtx, &in.msg, in.ack)
+	c.inMu.Lock()
+	c.in.delivering = nil
+	c.flushLocked(true)
 	return nil
 }
 
@@ -224,13 +234,18 @@ func (in *inbound) ack(err error) {
 		}
 	}
 	c.s.stats.pendingAcks.Add(-1)
-	c.flushLocked()
+	if c.in.delivering == in {
+		c.inMu.Unlock() // the reader flushes when Deliver returns
+		return
+	}
+	c.flushLocked(false)
 }
 
 // flushLocked completes the acked prefix of the queue in order. Only one
 // goroutine flushes at a time, so completions (acks sent, messages routed)
-// happen in arrival order. It is called with c.inMu held and releases it.
-func (c *conn) flushLocked() {
+// happen in arrival order. reader tells whether the caller is the reader
+// goroutine. It is called with c.inMu held and releases it.
+func (c *conn) flushLocked(reader bool) {
 	if c.in.flushing {
 		c.inMu.Unlock()
 		return
@@ -239,7 +254,7 @@ func (c *conn) flushLocked() {
 	for c.in.n > 0 && c.in.at(0).state != statePending {
 		in := c.in.pop()
 		c.inMu.Unlock()
-		c.complete(in)
+		c.complete(in, reader)
 		c.inMu.Lock()
 	}
 	c.in.flushing = false
@@ -248,8 +263,10 @@ func (c *conn) flushLocked() {
 }
 
 // complete acknowledges one message to the client and, when accepted,
-// routes it.
-func (c *conn) complete(in *inbound) {
+// routes it. On the reader goroutine routing may wait for a subscriber's
+// room; elsewhere (a consumer's goroutine) it must not, and the reader is
+// asked to pace itself instead.
+func (c *conn) complete(in *inbound, reader bool) {
 	m := &in.msg
 	ss := c.sess
 	if in.state == stateAccepted {
@@ -267,10 +284,7 @@ func (c *conn) complete(in *inbound) {
 			c.s.markDirty(ss)
 			c.sendAck(packet.PUBREC, in.pid, 0, "")
 		}
-		// Without a consumer this runs on the reader goroutine, which may
-		// wait for a subscriber's room; otherwise possibly on the
-		// consumer's goroutine, which must not: the reader paces instead.
-		if c.s.consumer == nil {
+		if reader {
 			c.s.deliverAccepted(m, c.clientID, true, nil)
 		} else {
 			c.s.deliverAccepted(m, c.clientID, false, c)
@@ -337,7 +351,7 @@ func (c *conn) rejectExpired() {
 		in.reason = "not accepted within reject_wait"
 		c.s.stats.pendingAcks.Add(-1)
 	}
-	c.flushLocked()
+	c.flushLocked(false)
 }
 
 // handlePubrel completes an inbound QoS 2 exchange.

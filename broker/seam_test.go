@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -373,4 +374,57 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 	}
 	t.Fatal("condition not met")
+}
+
+// blockingConsumer blocks in Deliver until release is closed and never
+// acks on its own.
+type blockingConsumer struct {
+	release chan struct{}
+	acks    chan func(error)
+}
+
+func (b *blockingConsumer) Deliver(_ context.Context, _ *Message, ack func(error)) {
+	b.acks <- ack
+	<-b.release
+}
+
+// RejectWait also rejects while the reader is stuck in a blocking Deliver,
+// and a synchronous ack inside Deliver still goes out in order.
+func TestRejectWaitWhileDeliverBlocks(t *testing.T) {
+	bc := &blockingConsumer{release: make(chan struct{}), acks: make(chan func(error), 10)}
+	_, addr := startServer(t, func(c *Config) { c.RejectWait = 100 * time.Millisecond }, Options{Consumer: bc})
+	c := dialRaw(t, addr, packet.Version5)
+	c.connect(&packet.Connect{ClientID: []byte("blocked"), CleanStart: true})
+	c.publish("t", 1, 1, "m")
+	c.expectAck(packet.PUBACK, 1, packet.QuotaExceeded)
+	close(bc.release)
+	(<-bc.acks)(nil) // too late: ignored
+	c.expectNothing(50 * time.Millisecond)
+}
+
+// syncConsumer acks inside Deliver.
+type syncConsumer struct{ n atomic.Int64 }
+
+func (s *syncConsumer) Deliver(_ context.Context, _ *Message, ack func(error)) {
+	s.n.Add(1)
+	ack(nil)
+}
+
+func TestSynchronousAck(t *testing.T) {
+	sc := &syncConsumer{}
+	_, addr := startServer(t, nil, Options{Consumer: sc})
+	sub := dialRaw(t, addr, packet.Version311)
+	sub.connect(&packet.Connect{ClientID: []byte("sub"), CleanStart: true})
+	subscribe(t, sub, packet.Subscription{Filter: []byte("t")})
+	c := dialRaw(t, addr, packet.Version311)
+	c.connect(&packet.Connect{ClientID: []byte("sync"), CleanStart: true})
+	for i := uint16(1); i <= 5; i++ {
+		c.publish("t", 1, i, fmt.Sprint(i))
+	}
+	for i := uint16(1); i <= 5; i++ {
+		c.expectAck(packet.PUBACK, i, 0)
+		if p := readPublish(t, sub); string(p.Payload) != fmt.Sprint(i) {
+			t.Fatalf("got %q, want %d", p.Payload, i)
+		}
+	}
 }
