@@ -41,11 +41,6 @@ func (r throughput) String() string {
 		float64(r.CPUPerMsg)/1e3, r.MaxRSSMiB, r.SpoolBatch, r.FsyncMillis)
 }
 
-var (
-	spoolRateMu sync.Mutex
-	spoolRate   float64 // spool-mode end-to-end rate of the last throughput benchmark
-)
-
 // TestBenchThroughput compares QoS 1 end-to-end throughput in spool mode
 // with none mode, alternating the two on the same machine. Target: spool
 // ≥ 70% of none.
@@ -82,9 +77,6 @@ func TestBenchThroughput(t *testing.T) {
 	}
 	t.Logf("spool/none end-to-end: %.0f%% (ack rate %.0f%%, steady %.0f%%); target >= 70%%: %s",
 		100*ratio, 100*spool.AckRate/none.AckRate, 100*spool.SteadyRate/none.SteadyRate, verdict)
-	spoolRateMu.Lock()
-	spoolRate = spool.E2ERate
-	spoolRateMu.Unlock()
 }
 
 // throughputRun runs sluice in mode, publishes at full speed for dur and
@@ -175,42 +167,43 @@ func throughputRun(t *testing.T, mode string, dur time.Duration, clients int) th
 }
 
 // TestBenchLatency measures publish→PUBACK latency in spool and none mode
-// at half of the spool mode's end-to-end throughput (from
-// TestBenchThroughput when it ran first, else SLUICE_BENCH_RATE, else a
-// short probe). Target: spool p99 ≤ commit_interval (2 ms) + 2 ms over
-// what none mode shows.
+// at half of the spool mode's maximum rate, both measured with the same
+// client and payloads (256-byte JSON): first the client runs unpaced
+// against spool mode (SLUICE_BENCH_RATE=N skips that and uses N), then
+// paced at half of what it reached, alternating the modes. Target: spool
+// p99 ≤ commit_interval (2 ms) + 2 ms over none mode's.
 func TestBenchLatency(t *testing.T) {
 	requireBench(t)
-	spoolRateMu.Lock()
-	maxRate := spoolRate
-	spoolRateMu.Unlock()
-	if r := envInt(t, "SLUICE_BENCH_RATE", 0); r > 0 {
-		maxRate = float64(2 * r)
-	}
-	if maxRate == 0 {
-		maxRate = throughputRun(t, "spool", 10*time.Second, 10).E2ERate
-	}
-	rate := maxRate / 2
 	rounds := envInt(t, "SLUICE_BENCH_ROUNDS", 2)
 	dur := time.Duration(envInt(t, "SLUICE_BENCH_SECONDS", 15)) * time.Second
-	t.Logf("machine: %s; half load = %.0f msg/s over 10 connections (max %.0f), QoS 1, 256 B JSON, %v per run", machine(), rate, maxRate, dur)
+	run := func(mode string, rate float64, d time.Duration) (ackResult, ingestState) {
+		h := newCountHook(t)
+		dir := t.TempDir()
+		cfg := setup{DataDir: filepath.Join(dir, "data"), HookURL: h.URL(), Body: "array", Topics: []string{"bench/#"}, Durability: mode}.write(t, dir)
+		p := startSluice(t, cfg)
+		res, err := measureAckLatency(context.Background(), p.MQTTAddr, "bench", 10, rate, d, 256)
+		if err != nil {
+			t.Fatalf("%s: %v", mode, err)
+		}
+		st := p.waitSettled(t, 2*time.Minute)
+		p.Stop()
+		return res, st
+	}
+	half := float64(envInt(t, "SLUICE_BENCH_RATE", 0))
+	if half == 0 {
+		res, _ := run("spool", 1e9, dur)
+		t.Logf("spool mode unpaced: %v", res)
+		half = res.Rate / 2
+	}
+	t.Logf("machine: %s; half load = %.0f msg/s over 10 connections, QoS 1, 256 B JSON, %v per run", machine(), half, dur)
 	for round := 1; round <= rounds; round++ {
 		for _, mode := range []string{"none", "spool"} {
-			h := newCountHook(t)
-			dir := t.TempDir()
-			cfg := setup{DataDir: filepath.Join(dir, "data"), HookURL: h.URL(), Body: "array", Topics: []string{"bench/#"}, Durability: mode}.write(t, dir)
-			p := startSluice(t, cfg)
-			res, err := measureAckLatency(context.Background(), p.MQTTAddr, "bench", 10, rate, dur, 256)
-			if err != nil {
-				t.Fatalf("%s: %v", mode, err)
-			}
-			st := p.waitSettled(t, 2*time.Minute)
-			p.Stop()
+			res, st := run(mode, half, dur)
 			batch := ""
 			if st.Spool.Fsyncs > 0 {
-				batch = fmt.Sprintf("; %.1f records per fsync", st.Spool.AvgBatch)
+				batch = fmt.Sprintf("; %.1f records per fsync, fsync %.2fms", st.Spool.AvgBatch, float64(st.Spool.FsyncTime)/float64(st.Spool.Fsyncs)/1e6)
 			}
-			t.Logf("round %d %-5s %v%s", round, mode, res, batch)
+			t.Logf("round %d %-5s %v%s (%s)", round, mode, res, batch, loadAvg())
 		}
 	}
 }
