@@ -3,7 +3,6 @@ package auth
 import (
 	"fmt"
 	"strings"
-	"sync/atomic"
 
 	"github.com/sluicehq/sluice/broker/topic"
 )
@@ -20,6 +19,7 @@ import (
 // ACL has no rules at all, in which case everything is allowed.
 type ACL struct {
 	rules []*rule
+	pub   *pubIndex
 }
 
 // rule is a compiled ACLRule.
@@ -29,8 +29,9 @@ type rule struct {
 	users       map[string]struct{} // nil: any username
 	clients     map[string]struct{} // nil: any client id
 	levels      []patLevel
-	needsUser   bool // the pattern uses %u
-	needsClient bool // the pattern uses %c
+	needsUser   bool     // the pattern uses %u
+	needsClient bool     // the pattern uses %c
+	plain       []string // the levels, when the pattern has no placeholder
 }
 
 // patLevel is one level of a rule's pattern.
@@ -56,6 +57,7 @@ func NewACL(rules []ACLRule) (*ACL, error) {
 		}
 		a.rules = append(a.rules, cr)
 	}
+	a.pub = newPubIndex(a.rules)
 	return a, nil
 }
 
@@ -153,6 +155,11 @@ func (cr *rule) compileTopic(pattern string) error {
 	if f := strings.TrimSuffix(probe.String(), "/"); !topic.ValidFilter([]byte(f)) {
 		return bad("%q is not a valid topic filter ('+' and '#' must be whole levels, '#' the last)", pattern)
 	}
+	if !cr.needsUser && !cr.needsClient {
+		for _, lv := range cr.levels {
+			cr.plain = append(cr.plain, lv.text)
+		}
+	}
 	return nil
 }
 
@@ -183,22 +190,20 @@ func nameSet(field string, names []string) (map[string]struct{}, error) {
 }
 
 // CanPublish reports whether id may publish to the topic name, which the
-// caller has checked is a valid topic name.
+// caller has checked is a valid topic name. It walks the rules' level trie
+// once, whatever the number of rules, and does not allocate.
 func (a *ACL) CanPublish(id Identity, name string) bool {
 	if a == nil || len(a.rules) == 0 {
 		return true
 	}
-	for _, r := range a.viewOf(id).pub {
-		if r.all || matchName(r.levels, name) {
-			return r.allow
-		}
-	}
-	return false
+	best := a.pub.match(a, &id, name)
+	return best >= 0 && a.rules[best].allow
 }
 
 // CanSubscribe reports whether id may subscribe to filter. A shared
 // subscription "$share/{group}/{filter}" is judged by its filter. An
-// invalid filter is refused.
+// invalid filter is refused. Rules are tried one by one (subscribing is
+// rare next to publishing).
 func (a *ACL) CanSubscribe(id Identity, filter string) bool {
 	if _, inner, ok, err := topic.ParseShared(filter); ok {
 		if err != nil {
@@ -213,94 +218,62 @@ func (a *ACL) CanSubscribe(id Identity, filter string) bool {
 		return true
 	}
 	f := strings.Split(filter, "/")
-	for _, r := range a.viewOf(id).sub {
-		if r.all {
-			return r.allow
+	for _, r := range a.rules {
+		if !r.sub || !r.appliesTo(&id) {
+			continue
 		}
-		if r.allow && subset(f, r.levels) || !r.allow && overlap(f, r.levels) {
+		if !r.namesUsable(&id) {
+			if r.allow {
+				continue // an allow never applies with a name it cannot use
+			}
+			return false // a deny then applies to everything: fail closed
+		}
+		p := r.substitute(&id)
+		if r.allow && subset(f, p) || !r.allow && overlap(f, p) {
 			return r.allow
 		}
 	}
 	return false
 }
 
-// view is an ACL resolved for one identity: the rules that apply to it,
-// with its names substituted, split by action.
-type view struct {
-	acl      *ACL
-	pub, sub []resolved
-}
-
-// resolved is a rule resolved for one identity.
-type resolved struct {
-	allow  bool
-	all    bool     // matches every topic: a deny whose placeholder has no usable value
-	levels []string // the pattern's levels with the placeholders substituted
-}
-
-// viewCache holds an identity's view of the current ACL. Identities share
-// it by pointer; a view of an older ACL is replaced on first use.
-type viewCache struct {
-	v atomic.Pointer[view]
-}
-
-// viewOf returns id's view of a, from id's cache when it has one.
-func (a *ACL) viewOf(id Identity) *view {
-	if id.cache == nil {
-		return a.resolve(id)
-	}
-	if v := id.cache.v.Load(); v != nil && v.acl == a {
-		return v
-	}
-	v := a.resolve(id)
-	id.cache.v.Store(v)
-	return v
-}
-
-// resolve builds id's view of a.
-func (a *ACL) resolve(id Identity) *view {
-	v := &view{acl: a}
-	userOK, clientOK := usableName(id.Username), usableName(id.ClientID)
-	for _, r := range a.rules {
-		if r.users != nil {
-			if _, ok := r.users[id.Username]; !ok || id.Username == "" {
-				continue
-			}
-		}
-		if r.clients != nil {
-			if _, ok := r.clients[id.ClientID]; !ok {
-				continue
-			}
-		}
-		var res resolved
-		res.allow = r.allow
-		if r.needsUser && !userOK || r.needsClient && !clientOK {
-			if r.allow {
-				continue // an allow never applies with a name it cannot use
-			}
-			res.all = true // a deny applies to everything: fail closed
-		} else {
-			res.levels = r.substitute(id)
-		}
-		if r.pub {
-			v.pub = append(v.pub, res)
-		}
-		if r.sub {
-			v.sub = append(v.sub, res)
+// appliesTo reports whether r's users and clients lists admit id.
+func (r *rule) appliesTo(id *Identity) bool {
+	if r.users != nil {
+		if _, ok := r.users[id.Username]; !ok {
+			return false
 		}
 	}
-	return v
+	if r.clients != nil {
+		if _, ok := r.clients[id.ClientID]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// namesUsable reports whether id has usable values for r's placeholders.
+func (r *rule) namesUsable(id *Identity) bool {
+	return (!r.needsUser || usableName(id.Username)) && (!r.needsClient || usableName(id.ClientID))
 }
 
 // usableName reports whether s may be substituted into a pattern: a
 // non-empty single level that is not, and does not contain, a wildcard.
 func usableName(s string) bool {
-	return s != "" && !strings.ContainsAny(s, "+#/\x00")
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '+', '#', '/', 0:
+			return false
+		}
+	}
+	return s != ""
 }
 
 // substitute returns the pattern's levels with id's names in place of the
 // placeholders.
-func (r *rule) substitute(id Identity) []string {
+func (r *rule) substitute(id *Identity) []string {
+	if r.plain != nil {
+		return r.plain
+	}
 	out := make([]string, len(r.levels))
 	for i, lv := range r.levels {
 		if lv.parts == nil {
@@ -309,46 +282,22 @@ func (r *rule) substitute(id Identity) []string {
 		}
 		var b strings.Builder
 		for _, p := range lv.parts {
-			switch p.ph {
-			case 'u':
-				b.WriteString(id.Username)
-			case 'c':
-				b.WriteString(id.ClientID)
-			default:
-				b.WriteString(p.lit)
-			}
+			b.WriteString(p.value(id))
 		}
 		out[i] = b.String()
 	}
 	return out
 }
 
-// matchName reports whether the topic name matches the filter levels,
-// like topic.Match but without splitting or allocating.
-func matchName(levels []string, name string) bool {
-	if len(name) > 0 && name[0] == '$' && (levels[0] == "+" || levels[0] == "#") {
-		return false // [MQTT-4.7.2-1]
+// value returns the text p stands for.
+func (p part) value(id *Identity) string {
+	switch p.ph {
+	case 'u':
+		return id.Username
+	case 'c':
+		return id.ClientID
 	}
-	ni := 0
-	for _, l := range levels {
-		if l == "#" {
-			return true // also matches the parent level
-		}
-		if ni > len(name) {
-			return false
-		}
-		end := strings.IndexByte(name[ni:], '/')
-		if end < 0 {
-			end = len(name)
-		} else {
-			end += ni
-		}
-		if l != "+" && l != name[ni:end] {
-			return false
-		}
-		ni = end + 1
-	}
-	return ni > len(name)
+	return p.lit
 }
 
 // subset reports whether every topic name filter f matches is matched by

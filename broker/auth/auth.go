@@ -163,7 +163,7 @@ func (a *Auth) CanSubscribe(id Identity, filter string) bool {
 //     source address has too many recent failures.
 func (a *Auth) Authenticate(ctx context.Context, c Credentials) (Identity, error) {
 	st := a.state.Load()
-	id := Identity{ClientID: c.ClientID, cache: &viewCache{}}
+	id := Identity{ClientID: c.ClientID}
 	fail := func(reason string, err error) (Identity, error) {
 		a.m.failures.WithLabelValues(reason).Inc()
 		return Identity{}, fmt.Errorf("authenticating client %q user %q from %s: %w", c.ClientID, c.Username, c.RemoteAddr, err)

@@ -70,8 +70,7 @@ func (m Method) String() string {
 
 // Identity is an authenticated client, as passed to the Authorizer. The
 // broker keeps the one Authenticate returned for the life of the
-// connection: it carries a cache that makes authorisation checks cheap.
-// An Identity built by hand works too, only more slowly.
+// connection.
 type Identity struct {
 	// ClientID is the client identifier.
 	ClientID string
@@ -80,8 +79,6 @@ type Identity struct {
 	Username string
 	// Method says how the identity was established.
 	Method Method
-
-	cache *viewCache
 }
 
 // ConnackCode returns the MQTT 5 CONNACK reason code for an Authenticate
