@@ -17,12 +17,12 @@ type pubIndex struct {
 
 // pubNode is one level of the trie.
 type pubNode struct {
-	lit   map[string]*pubNode // literal levels
-	plus  *pubNode            // '+'
-	tmpl  []tmplEdge          // levels with placeholders
-	hash  []int               // rules ending in '#' here, ascending
-	end   []int               // rules ending here, ascending
-	min   int                 // the lowest rule at or below this node
+	lit  map[string]*pubNode // literal levels
+	plus *pubNode            // '+'
+	tmpl []tmplEdge          // levels with placeholders
+	hash []int               // rules ending in '#' here, ascending
+	end  []int               // rules ending here, ascending
+	min  int                 // the lowest rule at or below this node
 }
 
 // tmplEdge is a level with placeholders and the node it leads to.
