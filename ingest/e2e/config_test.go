@@ -26,6 +26,8 @@ type setup struct {
 	RetryInitial time.Duration // default 20ms
 	RetryMax     time.Duration // default 500ms
 	Lanes        int
+	QueueSize    int // ingest.queue_size; 0 keeps the default
+	BatchRecords int // ingest.batch.max_records; 0 keeps the default
 	LogLevel     string // default info
 }
 
@@ -59,6 +61,12 @@ func (s setup) render() string {
 	fmt.Fprintf(&b, "ingest:\n  data_dir: %q\n  durability: %s\n", s.DataDir, or(s.Durability, "spool"))
 	if s.Lanes > 0 {
 		fmt.Fprintf(&b, "  lanes: %d\n", s.Lanes)
+	}
+	if s.QueueSize > 0 {
+		fmt.Fprintf(&b, "  queue_size: %d\n", s.QueueSize)
+	}
+	if s.BatchRecords > 0 {
+		fmt.Fprintf(&b, "  batch:\n    max_records: %d\n", s.BatchRecords)
 	}
 	fmt.Fprintf(&b, "  retry:\n    initial: %s\n    max: %s\n", dur(s.RetryInitial, 20*time.Millisecond), dur(s.RetryMax, 500*time.Millisecond))
 	b.WriteString("  spool:\n")

@@ -79,6 +79,9 @@ func TestSpoolFull(t *testing.T) {
 			cfg := setup{
 				DataDir: filepath.Join(dir, "data"), HookURL: h.URL(), Body: "array",
 				SpoolMax: "64KiB", SegmentBytes: "8KiB", Policy: policy, BlockTimeout: blockTimeout,
+				// Small lanes, so the records read ahead into memory are
+				// few next to what the spool holds (about 60).
+				Lanes: 1, QueueSize: 8, BatchRecords: 8,
 			}.write(t, dir)
 			p := startSluice(t, cfg)
 
