@@ -26,8 +26,8 @@ type setup struct {
 	RetryInitial time.Duration // default 20ms
 	RetryMax     time.Duration // default 500ms
 	Lanes        int
-	QueueSize    int // ingest.queue_size; 0 keeps the default
-	BatchRecords int // ingest.batch.max_records; 0 keeps the default
+	QueueSize    int    // ingest.queue_size; 0 keeps the default
+	BatchRecords int    // ingest.batch.max_records; 0 keeps the default
 	LogLevel     string // default info
 }
 
