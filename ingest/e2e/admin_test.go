@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -19,6 +20,26 @@ type flowStats struct {
 	DeadLettered int64            `json:"dead_lettered"`
 	Dropped      map[string]int64 `json:"dropped"`
 	Buffered     int64            `json:"buffered"`
+}
+
+// balanced checks the accounting identity itself rather than trusting
+// the API's "balanced" field.
+func (f flowStats) balanced() bool {
+	out := f.Delivered + f.Buffered + f.DeadLettered
+	for _, n := range f.Dropped {
+		out += n
+	}
+	return f.Received == out && f.Buffered >= 0
+}
+
+// balanced reports whether every flow balances and the API agrees.
+func (s ingestState) balanced() bool {
+	for _, f := range s.Accounting.Flows {
+		if !f.balanced() {
+			return false
+		}
+	}
+	return s.Balanced
 }
 
 func (f flowStats) String() string {
@@ -100,7 +121,7 @@ func (p *proc) ingest() (ingestState, error) {
 func (p *proc) waitSettled(t testing.TB, timeout time.Duration) ingestState {
 	t.Helper()
 	return p.waitState(t, timeout, "balanced with buffered 0", func(s ingestState) bool {
-		return s.Balanced && s.buffered() == 0
+		return s.balanced() && s.buffered() == 0
 	})
 }
 
@@ -108,7 +129,7 @@ func (p *proc) waitSettled(t testing.TB, timeout time.Duration) ingestState {
 // buffered).
 func (p *proc) waitBalanced(t testing.TB, timeout time.Duration) ingestState {
 	t.Helper()
-	return p.waitState(t, timeout, "balanced", func(s ingestState) bool { return s.Balanced })
+	return p.waitState(t, timeout, "balanced", func(s ingestState) bool { return s.balanced() })
 }
 
 func (p *proc) waitState(t testing.TB, timeout time.Duration, what string, ok func(ingestState) bool) ingestState {
@@ -141,5 +162,45 @@ func eventually(t testing.TB, timeout time.Duration, cond func() (bool, string))
 			t.Fatalf("still waiting after %v: %s", timeout, why)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// checkEndpoints expects /healthz and /readyz to answer 200 and /metrics
+// to export the same per-flow counters as the JSON accounting st (taken
+// at rest, so both reads see the same numbers).
+func (p *proc) checkEndpoints(t testing.TB, st ingestState) {
+	t.Helper()
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := adminHTTP.Get(p.AdminURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %s", path, resp.Status)
+		}
+	}
+	resp, err := adminHTTP.Get(p.AdminURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range st.Accounting.Flows {
+		labels := fmt.Sprintf(`{rule=%q,sink=%q}`, f.Rule, f.Sink)
+		for name, want := range map[string]int64{
+			"sluice_ingest_received_total":      f.Received,
+			"sluice_ingest_delivered_total":     f.Delivered,
+			"sluice_ingest_dead_lettered_total": f.DeadLettered,
+			"sluice_ingest_buffered":            f.Buffered,
+		} {
+			line := fmt.Sprintf("%s%s %d\n", name, labels, want)
+			if !strings.Contains(string(body), line) {
+				t.Errorf("/metrics lacks %q", strings.TrimSpace(line))
+			}
+		}
 	}
 }

@@ -124,6 +124,7 @@ func TestDeadLetterReplay(t *testing.T) {
 		return h.Has(client, badSeq), fmt.Sprintf("replayed seq %d not at the webhook", badSeq)
 	})
 	st = p.waitSettled(t, 30*time.Second)
+	p.checkEndpoints(t, st)
 	if f := st.flow("dev", "hook"); f.Received != total+1 || f.Delivered != total || f.DeadLettered != 1 {
 		t.Errorf("after the replay: %v, want received %d (the replay counts again), delivered %d, dead-lettered 1", f, total+1, total)
 	}

@@ -84,6 +84,7 @@ func TestSinkOutage(t *testing.T) {
 		}
 	}
 	st = p.waitSettled(t, 60*time.Second)
+	p.checkEndpoints(t, st)
 	f := st.flow("dev", "hook")
 	if f.DeadLettered != 0 || len(f.Dropped) != 0 {
 		t.Errorf("%v, want nothing dead-lettered or dropped", f)
