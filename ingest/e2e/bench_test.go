@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,7 +85,7 @@ func throughputRun(t *testing.T, mode string, dur time.Duration, clients int) th
 	h := newCountHook(t)
 	dir := t.TempDir()
 	cfg := setup{
-		DataDir: filepath.Join(dir, "data"), HookURL: h.URL(), Body: "array", Topics: []string{"bench/#"},
+		DataDir: benchDataDir(t, dir), HookURL: h.URL(), Body: "array", Topics: []string{"bench/#"},
 		Durability: mode, RetryInitial: 100 * time.Millisecond, RetryMax: 5 * time.Second,
 		CommitBytes: os.Getenv("SLUICE_BENCH_COMMIT_BYTES"),
 	}.write(t, dir)
@@ -179,7 +178,7 @@ func TestBenchLatency(t *testing.T) {
 	run := func(mode string, rate float64, d time.Duration) (ackResult, ingestState) {
 		h := newCountHook(t)
 		dir := t.TempDir()
-		cfg := setup{DataDir: filepath.Join(dir, "data"), HookURL: h.URL(), Body: "array", Topics: []string{"bench/#"}, Durability: mode}.write(t, dir)
+		cfg := setup{DataDir: benchDataDir(t, dir), HookURL: h.URL(), Body: "array", Topics: []string{"bench/#"}, Durability: mode}.write(t, dir)
 		p := startSluice(t, cfg)
 		res, err := measureAckLatency(context.Background(), p.MQTTAddr, "bench", 10, rate, d, 256)
 		if err != nil {
@@ -220,7 +219,7 @@ func TestBenchMemory(t *testing.T) {
 	h.status.Store(http.StatusServiceUnavailable)
 	dir := t.TempDir()
 	cfg := setup{
-		DataDir: filepath.Join(dir, "data"), HookURL: h.URL(), Body: "array", Topics: []string{"bench/#"},
+		DataDir: benchDataDir(t, dir), HookURL: h.URL(), Body: "array", Topics: []string{"bench/#"},
 		SpoolMax: "256MiB", Policy: "block", BlockTimeout: 5 * time.Second,
 		RetryInitial: 100 * time.Millisecond, RetryMax: 2 * time.Second,
 	}.write(t, dir)

@@ -43,6 +43,23 @@ func envInt(t *testing.T, name string, def int) int {
 	return n
 }
 
+// benchDataDir is the data directory of a benchmark run: under dir, or
+// under SLUICE_BENCH_DATA_BASE when set (e.g. /dev/shm, to take the disk
+// out of the measurement).
+func benchDataDir(t *testing.T, dir string) string {
+	t.Helper()
+	base := os.Getenv("SLUICE_BENCH_DATA_BASE")
+	if base == "" {
+		return filepath.Join(dir, "data")
+	}
+	d, err := os.MkdirTemp(base, "sluice-bench-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
 // countHook is the benchmark webhook: it only counts records (one
 // "topic" key per record object), so the sink side stays cheap.
 type countHook struct {
