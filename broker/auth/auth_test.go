@@ -351,3 +351,34 @@ func TestConcurrentUse(t *testing.T) {
 	})
 	wg.Wait()
 }
+
+// TestUnknownUserCostsAHashCheck: an unknown user must take about as long
+// as a wrong password, or timing would tell which user names exist.
+func TestUnknownUserCostsAHashCheck(t *testing.T) {
+	h, err := hashWith("pw", AlgoArgon2id, hashCost{argon: argonParams{memory: 8192, time: 2, threads: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.MaxFailures = 0
+	cfg.Users = []UserConfig{{Username: "alice", PasswordHash: h}}
+	a, _, _ := newTestAuth(t, cfg)
+	login := func(user string) time.Duration {
+		start := time.Now()
+		_, err := a.Authenticate(context.Background(), Credentials{Username: user, Password: []byte("wrong")})
+		if !errors.Is(err, ErrBadCredentials) {
+			t.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	login("alice") // warm up
+	known, unknown := time.Hour, time.Hour
+	for range 5 { // interleaved, fastest of each
+		known = min(known, login("alice"))
+		unknown = min(unknown, login("mallory"))
+	}
+	t.Logf("wrong password %v, unknown user %v", known, unknown)
+	if unknown < known/3 {
+		t.Errorf("unknown user took %v, wrong password %v: the difference tells which users exist", unknown, known)
+	}
+}
