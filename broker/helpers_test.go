@@ -18,6 +18,12 @@ import (
 // startServer runs a broker on a free loopback port until the test ends.
 func startServer(t testing.TB, mut func(*Config), opts Options) (*Server, string) {
 	t.Helper()
+	return startServerWith(t, mut, opts, nil)
+}
+
+// startServerWith is startServer with a hook run on the Server before Serve.
+func startServerWith(t testing.TB, mut func(*Config), opts Options, hook func(*Server)) (*Server, string) {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Listeners = []ListenerConfig{{Name: "test", Address: "127.0.0.1:0", AllowAnonymous: true}}
 	cfg.ShutdownTimeout = time.Second
@@ -30,6 +36,9 @@ func startServer(t testing.TB, mut func(*Config), opts Options) (*Server, string
 	}
 	if err := s.Listen(); err != nil {
 		t.Fatalf("Listen: %v", err)
+	}
+	if hook != nil {
+		hook(s)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

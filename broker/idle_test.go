@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"runtime"
@@ -73,7 +74,13 @@ func TestIdleConnectionMemory(t *testing.T) {
 // Parked (idle) connections must still be woken by data, keep alive,
 // takeover and shutdown.
 func TestParkedConnections(t *testing.T) {
-	s, addr := startServer(t, nil, Options{})
+	for _, poller := range []bool{true, false} {
+		t.Run(fmt.Sprintf("poller=%v", poller), func(t *testing.T) { testParked(t, poller) })
+	}
+}
+
+func testParked(t *testing.T, poller bool) {
+	s, addr := startServerWith(t, nil, Options{}, func(s *Server) { s.noPoller = !poller })
 	park := func() { time.Sleep(idleHandoff + 200*time.Millisecond) }
 
 	sub := dialRaw(t, addr, packet.Version5)

@@ -31,6 +31,7 @@ type Server struct {
 	sessions sessionTable
 	online   func(clientID string) bool // s.isOnline, bound once
 	poller   *idlePoller                // nil: idle connections keep a goroutine
+	noPoller bool                       // tests: exercise the goroutine fallback
 	store    SessionStore               // nil: state in memory only
 	storeSt  storeState
 	idPrefix string
@@ -156,7 +157,9 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.wg.Add(1)
 		go s.runStore(storeStop)
 	}
-	if p, err := newIdlePoller(s); err != nil {
+	if s.noPoller {
+		// Idle connections wait on goroutines.
+	} else if p, err := newIdlePoller(s); err != nil {
 		s.log.Warn("idle connection poller unavailable, idle connections keep a goroutine", "err", err)
 	} else if p != nil {
 		s.poller = p
