@@ -32,6 +32,7 @@ Commands:
   version             print version, commit and Go version
   bench MODE [flags]  generate MQTT load against a broker ('sluice bench -h')
   rules test|eval      test rule sets against cases, explain one message
+  passwd [-algo A]     hash a password (from stdin) for the users list or file
   dlq list|show|replay  inspect and re-drive dead letters of a running Sluice
 
 Without -c, the built-in sluice.default.yaml is used. SLUICE_* environment
@@ -55,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer, environ []string) int {
 		return cmdValidate(rest, stdout, stderr, environ)
 	case "version":
 		return cmdVersion(rest, stdout, stderr)
+	case "passwd":
+		return cmdPasswd(rest, stdout, stderr)
 	case "rules":
 		return rulescli.Main(rest, stdout, stderr)
 	case "dlq":
