@@ -241,14 +241,13 @@ func (c *conn) sendEncoded(b []byte, rc *routeCtx) {
 		return
 	}
 	c.outMu.Lock()
-	var deadline int64 // of waiting for room, once started
 	for {
 		switch {
 		case c.out.closed || !c.out.ready:
 			st.drop(dropOffline)
 		case len(c.out.buf) > 0 && len(c.out.buf)+len(b) > c.s.cfg.MaxBufferedBytes:
 			if rc.wait {
-				if c.waitRoomLocked(&deadline) {
+				if c.waitRoomLocked(&rc.waitUntil) {
 					continue
 				}
 			} else if rc.pacer != nil && c.liveLocked() {

@@ -18,8 +18,10 @@ type routeCtx struct {
 	encOK  [2][2]bool
 	m      *Message
 	expiry uint32
-	wait   bool  // QoS 0: wait for room in a live subscriber's buffer
-	pacer  *conn // !wait: the publisher to pace instead (may be nil)
+	wait   bool // QoS 0: wait for room in a live subscriber's buffer
+	// waitUntil bounds all waiting for one message (unix ns, 0: not yet).
+	waitUntil int64
+	pacer     *conn // !wait: the publisher to pace instead (may be nil)
 }
 
 var routePool = sync.Pool{New: func() any { return new(routeCtx) }}
@@ -56,7 +58,7 @@ func (s *Server) route(m *Message, from string, wait bool, pacer *conn) {
 		return
 	}
 	rc := routePool.Get().(*routeCtx)
-	rc.m, rc.expiry, rc.wait, rc.pacer = m, expiry, wait, pacer
+	rc.m, rc.expiry, rc.wait, rc.pacer, rc.waitUntil = m, expiry, wait, pacer, 0
 	rc.subs = s.subs.Match(sbytes(m.Topic), rc.subs[:0])
 	for subs := rc.subs; len(subs) > 0; {
 		n := topic.NextGroup(subs)
