@@ -72,6 +72,7 @@ func newApp(cfg Config, path string, environ []string, log *slog.Logger) (*app, 
 		return nil, ruleErrors(errs)
 	}
 	a.rules = holder
+	reg.MustRegister(rulesVersionCollector{holder})
 	p, err := ingest.New(cfg.Ingest, ingest.Options{
 		Logger: log, Registerer: reg, Sinks: sinkSet, Router: holder, Decoder: rules.JSONDecoder{},
 	})
@@ -93,6 +94,8 @@ func newApp(cfg Config, path string, environ []string, log *slog.Logger) (*app, 
 	a.admin.Mount("/api/v1/ingest", p.Handler())
 	a.admin.Mount("/api/v1/deadletters", p.Handler())
 	a.admin.Mount("/api/v1/deadletters/", p.Handler())
+	a.admin.Mount("/api/v1/rules", a.rulesAPI())
+	a.admin.Mount("/api/v1/rules/", a.rulesAPI())
 	a.admin.AddCheck("ingest", p.Ready)
 	return a, nil
 }
