@@ -385,9 +385,9 @@ func newInbound(c *conn, p *packet.Publish, aliasTopic string) *inbound {
 			n += len(u.Name) + len(u.Value)
 		}
 	}
-	in := &inbound{c: c, pid: p.PacketID}
+	in, a := allocInbound(n)
+	in.c, in.pid = c, p.PacketID
 	m := &in.msg
-	a := arena{b: make([]byte, 0, n)}
 	m.Topic = aliasTopic
 	if aliasTopic == "" {
 		m.Topic = a.str(p.Topic)
@@ -417,6 +417,33 @@ func newInbound(c *conn, p *packet.Publish, aliasTopic string) *inbound {
 		}
 	}
 	return in
+}
+
+// Small messages are allocated with their bytes in one block: the inbound
+// is the first field, so a pointer to it keeps the block alive.
+type (
+	inboundSmall struct {
+		in  inbound
+		buf [64]byte
+	}
+	inboundMedium struct {
+		in  inbound
+		buf [256]byte
+	}
+)
+
+// allocInbound returns a zero inbound and an arena for n bytes, in one
+// allocation when n is small.
+func allocInbound(n int) (*inbound, arena) {
+	switch {
+	case n <= len(inboundSmall{}.buf):
+		b := new(inboundSmall)
+		return &b.in, arena{b: b.buf[:0:n]}
+	case n <= len(inboundMedium{}.buf):
+		b := new(inboundMedium)
+		return &b.in, arena{b: b.buf[:0:n]}
+	}
+	return new(inbound), arena{b: make([]byte, 0, n)}
 }
 
 // arena hands out immutable copies carved from one allocation.
