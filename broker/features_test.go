@@ -370,3 +370,23 @@ func TestQueueLimits(t *testing.T) {
 		}
 	}
 }
+
+// The client's Receive Maximum limits the outbound QoS 1/2 window.
+func TestClientReceiveMaximum(t *testing.T) {
+	s, addr := startServer(t, nil, Options{})
+	c := dialRaw(t, addr, packet.Version5)
+	c.connect(&packet.Connect{ClientID: []byte("rm1"), CleanStart: true,
+		Props: packet.Properties{Present: packet.PropReceiveMaximum, ReceiveMaximum: 1}})
+	subscribe(t, c, packet.Subscription{Filter: []byte("w"), QoS: 1})
+	for i := 0; i < 3; i++ {
+		s.Publish(&Message{Topic: "w", QoS: 1, Payload: []byte(fmt.Sprint(i))})
+	}
+	for i := 0; i < 3; i++ {
+		p := readPublish(t, c)
+		if string(p.Payload) != fmt.Sprint(i) {
+			t.Fatalf("got %q, want %d", p.Payload, i)
+		}
+		c.expectNothing(50 * time.Millisecond)
+		c.send(&packet.Ack{Kind: packet.PUBACK, PacketID: p.PacketID})
+	}
+}
