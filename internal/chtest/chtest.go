@@ -273,6 +273,39 @@ func (s *Server) TLSAddr() string {
 // HTTPAddr is the HTTP interface's address (host:port).
 func (s *Server) HTTPAddr() string { return "127.0.0.1:" + strconv.Itoa(s.httpPort) }
 
+// PID is the server process's id (0 when it is not running), for tests
+// that measure its CPU time.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
+// CPUTime returns the CPU time the server process has used (user plus
+// system, from /proc), or 0 when it is unknown.
+func (s *Server) CPUTime() time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.PID()))
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0
+	}
+	// Fields after the command: state is field 3, utime 14, stime 15.
+	f := strings.Fields(string(data[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	const clockTicks = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / clockTicks
+}
+
 // Password is the default user's password.
 func (s *Server) Password() string { return s.opts.Password }
 

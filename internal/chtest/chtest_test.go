@@ -16,6 +16,11 @@ func TestServer(t *testing.T) {
 	if got := s.Exec(t, "SELECT n, s FROM "+db+".t ORDER BY n FORMAT TSV"); got != "1\ta\n2\tb\n" {
 		t.Fatalf("rows = %q", got)
 	}
+	before := s.CPUTime()
+	s.Exec(t, "SELECT count() FROM numbers(20000000) WHERE NOT ignore(sipHash64(number))")
+	if used := s.CPUTime() - before; used <= 0 {
+		t.Fatalf("CPUTime did not grow over a busy query (%s)", used)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := s.Query(ctx, "SELECT nope FROM "+db+".t"); err == nil || !strings.Contains(err.Error(), "nope") {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -33,12 +34,15 @@ func benchRecords(n int) []sinks.Record {
 		out[i] = sinks.Record{
 			Rule: "bench", Key: []byte(dev),
 			Value: fmt.Appendf(nil, `{"device":%q,"metric":%q,"quality":%d,"seq":%d,"ts":%q,"value":%g}`,
-				dev, metrics[i%4], i%3, i, ts, 20+float64(i%1000)/7),
+				dev, metrics[i%4], i%3, i, ts, benchValue(i)),
 			Source: sinks.Source{Topic: "plant/" + dev, ClientID: dev, ReceivedAt: base},
 		}
 	}
 	return out
 }
+
+// benchValue is a reading with two decimals, as sensors report them.
+func benchValue(i int) float64 { return float64(2000+i%1000) / 100 }
 
 // rawColumns is the same data as typed slices, for the driver alone.
 type rawColumns struct {
@@ -58,7 +62,7 @@ func benchColumns(n int) *rawColumns {
 		c.ts = append(c.ts, base.Add(time.Duration(i)*time.Millisecond))
 		c.device = append(c.device, fmt.Sprintf("press-%04d", i%500))
 		c.metric = append(c.metric, metrics[i%4])
-		c.value = append(c.value, 20+float64(i%1000)/7)
+		c.value = append(c.value, benchValue(i))
 		c.seq = append(c.seq, uint64(i))
 		c.quality = append(c.quality, uint8(i%3))
 	}
@@ -66,9 +70,11 @@ func benchColumns(n int) *rawColumns {
 }
 
 // BenchmarkInsert compares the sink's Write of JSON records with the
-// driver's batch insert of ready typed columns, into the same table of
-// the same server, one writer and two concurrent writers (the runner's
-// lanes). Each op is one batch of 50,000 rows; rows/s is the figure.
+// driver's batch insert of the same rows ready as Go values, into the
+// same table of the same server: raw-columns appends whole typed columns
+// (the driver's fastest path), raw-rows appends row by row (its batch
+// API as documented). One writer and two concurrent writers (the
+// runner's lanes); each op is one batch of 50,000 rows.
 //
 //	go test ./sinks/clickhouse -run '^$' -bench Insert -benchtime 20x
 func BenchmarkInsert(b *testing.B) {
@@ -95,15 +101,29 @@ func BenchmarkInsert(b *testing.B) {
 		}
 		return batch.Send()
 	}
+	// rawRows is the driver's row-by-row batch API (Append per row).
+	rawRows := func(ctx context.Context) error {
+		batch, err := conn.PrepareBatch(ctx, insert)
+		if err != nil {
+			return err
+		}
+		for i := range cols.ts {
+			if err := batch.Append(cols.ts[i], cols.device[i], cols.metric[i], cols.value[i], cols.seq[i], cols.quality[i]); err != nil {
+				return err
+			}
+		}
+		return batch.Send()
+	}
 	sink := func(ctx context.Context) error { return s.Write(ctx, records) }
 	for _, writers := range []int{1, 2} {
 		for _, bc := range []struct {
 			name string
 			fn   func(context.Context) error
-		}{{"raw", raw}, {"sink", sink}} {
+		}{{"raw-columns", raw}, {"raw-rows", rawRows}, {"sink", sink}} {
 			b.Run(fmt.Sprintf("%s/writers=%d", bc.name, writers), func(b *testing.B) {
 				ctx := context.Background()
 				b.ReportAllocs()
+				srvCPU, cliCPU := srv.CPUTime(), processCPU()
 				b.ResetTimer()
 				var wg sync.WaitGroup
 				errs := make(chan error, writers)
@@ -130,10 +150,24 @@ func BenchmarkInsert(b *testing.B) {
 				for err := range errs {
 					b.Fatal(err)
 				}
-				b.ReportMetric(float64(b.N*benchRows)/b.Elapsed().Seconds(), "rows/s")
+				rows := float64(b.N * benchRows)
+				b.ReportMetric(rows/b.Elapsed().Seconds(), "rows/s")
+				// CPU per row, client and server: the machine is shared, so
+				// wall-clock rates vary with the load; CPU time does less.
+				b.ReportMetric(float64(processCPU()-cliCPU)/rows, "client-cpu-ns/row")
+				b.ReportMetric(float64(srv.CPUTime()-srvCPU)/rows, "server-cpu-ns/row")
 			})
 		}
 	}
+}
+
+// processCPU is this process's CPU time, user plus system.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkEncode measures the sink's conversion of JSON records into
@@ -147,6 +181,7 @@ func BenchmarkEncode(b *testing.B) {
 	}
 	records := benchRecords(benchRows)
 	b.ReportAllocs()
+	cpu := processCPU()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		e := t.encoder()
@@ -158,4 +193,31 @@ func BenchmarkEncode(b *testing.B) {
 		e.release()
 	}
 	b.ReportMetric(float64(b.N*benchRows)/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(processCPU()-cpu)/float64(b.N*benchRows), "cpu-ns/row")
+}
+
+// BenchmarkRow measures one record's scan and conversion, the sink's
+// per-row cost, on a hot cache.
+func BenchmarkRow(b *testing.B) {
+	cols := []tableColumn{{"ts", "DateTime", ""}, {"device", "String", ""}, {"metric", "LowCardinality(String)", ""},
+		{"value", "Float64", ""}, {"seq", "UInt64", ""}, {"quality", "UInt8", ""}}
+	t, err := plan("db", "t", cols, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	records := benchRecords(1000)
+	e := t.encoder()
+	b.ReportAllocs()
+	cpu := processCPU()
+	b.ResetTimer()
+	defer func() { b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op") }()
+	for i := 0; i < b.N; i++ {
+		if i%1000 == 0 {
+			e.release()
+			e = t.encoder()
+		}
+		if err := e.add(&records[i%1000]); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

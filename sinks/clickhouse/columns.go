@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 	"unsafe"
@@ -270,10 +271,12 @@ func (e *encoder) text(v *value) string {
 		}
 		return "false"
 	case valInt:
+		e.grow(20)
 		start := len(e.arena)
 		e.arena = strconv.AppendInt(e.arena, v.n, 10)
 		return e.arenaString(start)
 	case valTime:
+		e.grow(40)
 		start := len(e.arena)
 		e.arena = v.t.UTC().AppendFormat(e.arena, time.RFC3339Nano)
 		return e.arenaString(start)
@@ -303,12 +306,21 @@ func (e *encoder) fixed(v *value, size int) (string, error) {
 const arenaChunk = 256 << 10
 
 // grow makes room for n bytes in the arena without moving what it holds:
-// strings handed out earlier point into it.
+// strings handed out earlier point into it. Every append to the arena
+// comes after a grow. Chunks are kept for the next write: after release
+// the arena starts again from the first.
 func (e *encoder) grow(n int) {
 	if cap(e.arena)-len(e.arena) >= n {
 		return
 	}
-	e.arena = make([]byte, 0, max(arenaChunk, n))
+	e.chunk++
+	if e.chunk < len(e.chunks) && cap(e.chunks[e.chunk]) >= n {
+		e.arena = e.chunks[e.chunk][:0]
+		return
+	}
+	c := make([]byte, 0, max(arenaChunk, n))
+	e.chunks = slices.Insert(e.chunks, e.chunk, c)
+	e.arena = c
 }
 
 // str copies b into the arena and returns it as a string.

@@ -2,8 +2,12 @@ package clickhouse
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
+	"slices"
+	"strings"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -76,23 +80,40 @@ func clip(b []byte) []byte {
 // fieldNode is the tree of JSON paths the columns read: a key's node
 // names the slot its value fills and the nested keys below it.
 type fieldNode struct {
-	slot     int // -1 when only nested keys are read
-	children map[string]*fieldNode
+	slot int // -1 when only nested keys are read
+	// keys and children are parallel, keys in byte order: rules encode
+	// objects with sorted keys, so the scanner predicts each key to be
+	// the one after the last it matched and checks that with one compare.
+	// Objects have few keys: a linear search serves the other cases.
+	keys     []string
+	children []*fieldNode
+	// plain[i] says keys[i] holds no quote or backslash, so its raw text
+	// in a document is the key itself.
+	plain []bool
 }
 
 func (n *fieldNode) add(path []string, slot int) {
 	for _, key := range path {
-		if n.children == nil {
-			n.children = map[string]*fieldNode{}
+		i := n.index(unsafe.Slice(unsafe.StringData(key), len(key)))
+		if i < 0 {
+			i, _ = slices.BinarySearch(n.keys, key)
+			n.keys = slices.Insert(n.keys, i, key)
+			n.children = slices.Insert(n.children, i, &fieldNode{slot: -1})
+			n.plain = slices.Insert(n.plain, i, !strings.ContainsAny(key, "\\\""))
 		}
-		c, ok := n.children[key]
-		if !ok {
-			c = &fieldNode{slot: -1}
-			n.children[key] = c
-		}
-		n = c
+		n = n.children[i]
 	}
 	n.slot = slot
+}
+
+// index returns the position of key in n.keys, or -1.
+func (n *fieldNode) index(key []byte) int {
+	for i, k := range n.keys {
+		if len(k) == len(key) && k == string(key) {
+			return i
+		}
+	}
+	return -1
 }
 
 var errNotObject = errors.New("value is not a JSON object")
@@ -107,6 +128,13 @@ type scanner struct {
 }
 
 func (s *scanner) ws() {
+	if s.pos < len(s.data) && s.data[s.pos] > ' ' {
+		return // compact JSON, the common case: no call
+	}
+	s.wsSlow()
+}
+
+func (s *scanner) wsSlow() {
 	for s.pos < len(s.data) {
 		switch s.data[s.pos] {
 		case ' ', '\t', '\n', '\r':
@@ -143,22 +171,31 @@ func (s *scanner) object(node *fieldNode, slots [][]byte) error {
 		s.pos++
 		return nil
 	}
+	next := 0 // the key expected next, in node.keys
 	for {
 		s.ws()
 		if s.pos >= len(s.data) || s.data[s.pos] != '"' {
 			return s.syntax("want a key")
 		}
-		start := s.pos
-		end, escaped, err := s.stringEnd()
-		if err != nil {
-			return err
-		}
-		key := s.data[start+1 : end-1]
-		if escaped {
-			if s.key, err = unescape(s.key[:0], key); err != nil {
+		var child *fieldNode
+		if k := s.predicted(node, next); k >= 0 {
+			child, next = node.children[k], k+1
+		} else {
+			start := s.pos
+			end, escaped, err := s.stringEnd()
+			if err != nil {
 				return err
 			}
-			key = s.key
+			key := s.data[start+1 : end-1]
+			if escaped {
+				if s.key, err = unescape(s.key[:0], key); err != nil {
+					return err
+				}
+				key = s.key
+			}
+			if i := node.index(key); i >= 0 {
+				child, next = node.children[i], i+1
+			}
 		}
 		s.ws()
 		if s.pos >= len(s.data) || s.data[s.pos] != ':' {
@@ -166,7 +203,6 @@ func (s *scanner) object(node *fieldNode, slots [][]byte) error {
 		}
 		s.pos++
 		s.ws()
-		child := node.children[string(key)]
 		vstart := s.pos
 		if child != nil && child.children != nil && s.pos < len(s.data) && s.data[s.pos] == '{' {
 			if err := s.object(child, slots); err != nil {
@@ -194,6 +230,21 @@ func (s *scanner) object(node *fieldNode, slots [][]byte) error {
 	}
 }
 
+// predicted checks whether the key at pos (its opening quote) is
+// node.keys[next] and moves past it if so; it returns next, or -1.
+func (s *scanner) predicted(node *fieldNode, next int) int {
+	if next >= len(node.keys) || !node.plain[next] {
+		return -1
+	}
+	k := node.keys[next]
+	p := s.pos + 1
+	if p+len(k) >= len(s.data) || s.data[p+len(k)] != '"' || string(s.data[p:p+len(k)]) != k {
+		return -1
+	}
+	s.pos = p + len(k) + 1
+	return next
+}
+
 func (s *scanner) syntax(msg string) error {
 	return fmt.Errorf("%s at offset %d", msg, s.pos)
 }
@@ -201,29 +252,39 @@ func (s *scanner) syntax(msg string) error {
 // stringEnd moves past the string at pos and returns the offset after
 // its closing quote and whether it holds escapes.
 func (s *scanner) stringEnd() (end int, escaped bool, err error) {
-	start := s.pos + 1
-	i := start
+	d := s.data
+	i := s.pos + 1
 	for {
-		j := bytes.IndexByte(s.data[i:], '"')
-		if j < 0 {
+		// Eight bytes at a time to the next quote or backslash.
+		for i+8 <= len(d) {
+			x := binary.LittleEndian.Uint64(d[i:])
+			if m := hasByte(x, '"') | hasByte(x, '\\'); m != 0 {
+				i += bits.TrailingZeros64(m) / 8
+				break
+			}
+			i += 8
+		}
+		for i < len(d) && d[i] != '"' && d[i] != '\\' {
+			i++
+		}
+		if i >= len(d) {
 			return 0, false, s.syntax("unterminated string")
 		}
-		i += j
-		// The quote is escaped when an odd number of backslashes precede it.
-		bs := 0
-		for k := i - 1; k >= start && s.data[k] == '\\'; k-- {
-			bs++
-		}
-		if bs%2 == 0 {
-			if !escaped {
-				escaped = bytes.IndexByte(s.data[start:i], '\\') >= 0
-			}
+		if d[i] == '"' {
 			s.pos = i + 1
 			return s.pos, escaped, nil
 		}
 		escaped = true
-		i++
+		i += 2 // the backslash and the byte it escapes, a quote included
 	}
+}
+
+// hasByte sets the high bit of each byte of x equal to b; the lowest set
+// bit is exact (higher ones may be false positives, never needed).
+func hasByte(x uint64, b byte) uint64 {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	y := x ^ (lo * uint64(b))
+	return (y - lo) &^ y & hi
 }
 
 // skip moves past one value of any kind.

@@ -2,7 +2,9 @@ package clickhouse
 
 import (
 	"encoding/json"
+	"math"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -170,6 +172,20 @@ func TestParseTimeText(t *testing.T) {
 	}
 }
 
+// TestParseTimeTextAgainstTime checks the hand-written parser against
+// the time package over a wide range of instants and offsets.
+func TestParseTimeTextAgainstTime(t *testing.T) {
+	zones := []*time.Location{time.UTC, time.FixedZone("", 5*3600+30*60), time.FixedZone("", -8*3600)}
+	for i := int64(0); i < 20000; i++ {
+		want := time.Unix(-2208988800+i*1234567891%14000000000, i*7919%1e9).In(zones[i%3])
+		text := want.Format(time.RFC3339Nano)
+		got, ok := parseTimeText([]byte(text), nil)
+		if !ok || !got.Equal(want) {
+			t.Fatalf("parseTimeText(%s) = %s, %v", text, got, ok)
+		}
+	}
+}
+
 func TestUnixTime(t *testing.T) {
 	want := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 	for _, in := range []string{"1714564800", "1714564800000", "1714564800000000", "1714564800000000000", "1714564800.0", "1.7145648e9"} {
@@ -183,5 +199,29 @@ func TestUnixTime(t *testing.T) {
 	}
 	if _, err := unixTime(&value{kind: valNumber, b: []byte("1e300")}); err == nil {
 		t.Error("unixTime(1e300) succeeded")
+	}
+}
+
+// TestParseShortFloat checks the fast path against strconv.ParseFloat.
+func TestParseShortFloat(t *testing.T) {
+	for _, in := range []string{"0", "-0", "21.53", "-21.53", "0.1", "123456789012345", "1.23456789012345", "0.00000000000001", "007.50", "99999999999999.9"} {
+		got, ok := parseShortFloat([]byte(in))
+		want, err := strconv.ParseFloat(in, 64)
+		if !ok || err != nil || got != want || math.Signbit(got) != math.Signbit(want) {
+			t.Errorf("parseShortFloat(%s) = %v, %v; want %v", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{"", "-", ".", "1.", ".5", "1e3", "1234567890123456", "1.2.3", "--1", "+1", "0x10", "1_0"} {
+		if got, ok := parseShortFloat([]byte(in)); ok {
+			t.Errorf("parseShortFloat(%q) = %v, want no fast path", in, got)
+		}
+	}
+	for i := 0; i < 100000; i++ {
+		in := strconv.FormatFloat(float64(i*7919%1000003)/float64(pow10[i%7]), 'f', -1, 64)
+		got, ok := parseShortFloat([]byte(in))
+		want, _ := strconv.ParseFloat(in, 64)
+		if ok && got != want {
+			t.Fatalf("parseShortFloat(%s) = %v, want %v", in, got, want)
+		}
 	}
 }

@@ -47,8 +47,15 @@ type table struct {
 	fields   *fieldNode // nil when no column reads a JSON field
 	nslots   int
 	insert   string // INSERT INTO db.table (`a`, `b`, ...)
-	pool     sync.Pool
+
+	mu   sync.Mutex
+	free []*encoder // idle encoders, at most maxIdleEncoders
 }
+
+// maxIdleEncoders bounds the idle encoders a table keeps. A free list,
+// not a sync.Pool: a pool is emptied by every GC cycle, and an encoder's
+// column buffers are worth keeping across the cycles a busy sink causes.
+const maxIdleEncoders = 4
 
 func (t *table) String() string { return t.db + "." + t.name }
 
@@ -140,7 +147,7 @@ func quoteIdent(s string) string {
 }
 
 // encoder converts records into column builders for one table. Encoders
-// are pooled per table; one serves one Write at a time.
+// are kept per table; one serves one Write at a time.
 type encoder struct {
 	t        *table
 	builders []builder
@@ -149,21 +156,30 @@ type encoder struct {
 	val      value
 	scratch  []byte
 	arena    []byte
+	chunks   [][]byte // the arena's memory, reused after release
+	chunk    int      // the index in chunks of arena's memory
 	rows     int
+	good     []int // the batch index of each row, kept to save allocations
 }
 
 func (t *table) encoder() *encoder {
-	if e, ok := t.pool.Get().(*encoder); ok {
+	t.mu.Lock()
+	if n := len(t.free); n > 0 {
+		e := t.free[n-1]
+		t.free[n-1] = nil
+		t.free = t.free[:n-1]
+		t.mu.Unlock()
 		return e
 	}
-	e := &encoder{t: t, builders: make([]builder, len(t.cols)), slots: make([][]byte, t.nslots)}
+	t.mu.Unlock()
+	e := &encoder{t: t, builders: make([]builder, len(t.cols)), slots: make([][]byte, t.nslots), chunk: -1}
 	for i := range t.cols {
 		e.builders[i] = newBuilder(t.cols[i].typ)
 	}
 	return e
 }
 
-// release resets e and returns it to its table's pool.
+// release resets e and returns it to its table's free list.
 func (e *encoder) release() {
 	for _, b := range e.builders {
 		b.reset()
@@ -171,9 +187,15 @@ func (e *encoder) release() {
 	clear(e.slots)
 	e.scan.data = nil
 	e.val = value{}
-	e.arena = e.arena[:0]
+	e.arena, e.chunk = nil, -1
 	e.rows = 0
-	e.t.pool.Put(e)
+	e.good = e.good[:0]
+	t := e.t
+	t.mu.Lock()
+	if len(t.free) < maxIdleEncoders {
+		t.free = append(t.free, e)
+	}
+	t.mu.Unlock()
 }
 
 // add converts r into one row. When a value does not fit its column the

@@ -37,12 +37,8 @@ func (s *Sink) Write(ctx context.Context, batch []sinks.Record) error {
 		}
 	}
 	if same {
-		idx := make([]int, len(batch))
-		for i := range idx {
-			idx[i] = i
-		}
 		if len(batch) > 0 {
-			s.writeTable(ctx, batch[0].Topic, batch, idx, errs, true)
+			s.writeTable(ctx, batch[0].Topic, batch, nil, errs, true)
 		}
 		return outcome.Result(errs)
 	}
@@ -61,12 +57,18 @@ func (s *Sink) Write(ctx context.Context, batch []sinks.Record) error {
 	return outcome.Result(errs)
 }
 
-// writeTable inserts the records idx of batch into the table ref names
-// ("" for the configured one) and sets errs for those that failed.
+// writeTable inserts the records idx of batch (nil: all) into the table
+// ref names ("" for the configured one) and sets errs for those that
+// failed.
 // refresh allows one re-read of the table's definition when the server
 // says it changed.
 func (s *Sink) writeTable(ctx context.Context, ref string, batch []sinks.Record, idx []int, errs []error, refresh bool) {
 	fail := func(err error) {
+		if idx == nil {
+			for i := range batch {
+				errs[i] = err
+			}
+		}
 		for _, i := range idx {
 			errs[i] = err
 		}
@@ -92,14 +94,24 @@ func (s *Sink) writeTable(ctx context.Context, ref string, batch []sinks.Record,
 	}
 	e := t.encoder()
 	defer e.release()
-	rows := make([]int, 0, len(idx)) // batch index of each encoded row
-	for _, i := range idx {
+	rows := e.good // batch index of each encoded row
+	add := func(i int) {
 		if err := e.add(&batch[i]); err != nil {
 			errs[i] = sinks.Permanent(err)
-			continue
+			return
 		}
 		rows = append(rows, i)
 	}
+	if idx == nil {
+		for i := range batch {
+			add(i)
+		}
+	} else {
+		for _, i := range idx {
+			add(i)
+		}
+	}
+	e.good = rows
 	if len(rows) == 0 {
 		return
 	}
