@@ -48,7 +48,7 @@ func toUint64(v *value) (uint64, error) {
 		}
 		return uint64(v.n), nil
 	case valNumber:
-		if len(v.b) > 0 && v.b[0] != '-' && isDigits(v.b) {
+		if len(v.b) > 18 && v.b[0] != '-' && isDigits(v.b) {
 			u, err := strconv.ParseUint(bstr(v.b), 10, 64)
 			if err != nil {
 				return 0, fmt.Errorf("%s is out of range for UInt64", v.b)
@@ -270,23 +270,20 @@ func unixTime(v *value) (time.Time, error) {
 // "YYYY-MM-DD" in loc (UTC when nil). It computes the Unix time itself:
 // time.Parse and time.Date show in a profile at these rates.
 func parseTimeText(b []byte, loc *time.Location) (time.Time, bool) {
-	num := func(i, n int) (int, bool) {
-		if i+n > len(b) {
-			return 0, false
-		}
-		v := 0
-		for _, c := range b[i : i+n] {
-			if c < '0' || c > '9' {
-				return 0, false
-			}
-			v = v*10 + int(c-'0')
-		}
-		return v, true
+	// num reads the two digits at i (the caller checked the length).
+	num := func(i int) (int, bool) {
+		d1, d2 := b[i]-'0', b[i+1]-'0'
+		return int(d1)*10 + int(d2), d1 <= 9 && d2 <= 9
 	}
-	year, ok1 := num(0, 4)
-	month, ok2 := num(5, 2)
-	day, ok3 := num(8, 2)
-	if !ok1 || !ok2 || !ok3 || b[4] != '-' || b[7] != '-' || month < 1 || month > 12 || day < 1 || day > daysIn(year, month) {
+	if len(b) < 10 || b[4] != '-' || b[7] != '-' {
+		return time.Time{}, false
+	}
+	century, ok0 := num(0)
+	year, ok1 := num(2)
+	year += century * 100
+	month, ok2 := num(5)
+	day, ok3 := num(8)
+	if !ok0 || !ok1 || !ok2 || !ok3 || month < 1 || month > 12 || day < 1 || day > daysIn(year, month) {
 		return time.Time{}, false
 	}
 	hour, minute, sec, nsec := 0, 0, 0, 0
@@ -295,9 +292,9 @@ func parseTimeText(b []byte, loc *time.Location) (time.Time, bool) {
 		if len(b) < 19 || (b[10] != 'T' && b[10] != ' ' && b[10] != 't') || b[13] != ':' || b[16] != ':' {
 			return time.Time{}, false
 		}
-		hour, ok1 = num(11, 2)
-		minute, ok2 = num(14, 2)
-		sec, ok3 = num(17, 2)
+		hour, ok1 = num(11)
+		minute, ok2 = num(14)
+		sec, ok3 = num(17)
 		if !ok1 || !ok2 || !ok3 || hour > 23 || minute > 59 || sec > 59 {
 			return time.Time{}, false
 		}
@@ -328,8 +325,8 @@ func parseTimeText(b []byte, loc *time.Location) (time.Time, bool) {
 		}
 	case i+1 == len(b) && (b[i] == 'Z' || b[i] == 'z'):
 	case i+6 == len(b) && (b[i] == '+' || b[i] == '-') && b[i+3] == ':':
-		oh, ok1 := num(i+1, 2)
-		om, ok2 := num(i+4, 2)
+		oh, ok1 := num(i + 1)
+		om, ok2 := num(i + 4)
 		if !ok1 || !ok2 || oh > 23 || om > 59 {
 			return time.Time{}, false
 		}
