@@ -65,6 +65,8 @@ type Pipeline struct {
 	acct    *Accounting
 	runners map[string]*runner
 
+	sinkMetrics *sinkMetrics
+
 	spool    *spool.Spool
 	dlq      *deadletter.Store
 	startOff uint64 // spool head at open: records below it are recovered
@@ -93,10 +95,13 @@ func New(cfg Config, opts Options) (*Pipeline, error) {
 		cfg: cfg, log: opts.Logger.With("component", "ingest"), reg: opts.Registerer,
 		router: opts.Router, decoder: opts.Decoder, acct: newAccounting(),
 		runners: map[string]*runner{}, cursors: map[string]*spool.Cursor{},
+		sinkMetrics: newSinkMetrics(),
 	}
 	p.outPool.New = func() any { s := make([]Output, 0, 8); return &s }
 	for name, s := range opts.Sinks {
-		p.runners[name] = newRunner(name, s, cfg, nil, p.log.With("sink", name))
+		r := newRunner(name, s, cfg, nil, p.log.With("sink", name))
+		r.obs = p.sinkMetrics.observer(name)
+		p.runners[name] = r
 	}
 	return p, nil
 }
@@ -151,7 +156,7 @@ func (p *Pipeline) Open() error {
 		}
 	}
 	if p.reg != nil {
-		if err := p.reg.Register(p.acct); err != nil {
+		if err := errors.Join(p.reg.Register(p.acct), p.reg.Register(sinkCollector{p})); err != nil {
 			p.closeStores()
 			return fmt.Errorf("registering ingest metrics: %w", err)
 		}

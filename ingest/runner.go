@@ -43,6 +43,7 @@ type runner struct {
 	lanes []chan *delivery
 	seed  maphash.Seed
 	state *sinkState
+	obs   observer
 	// inflight counts deliveries enqueued and not yet finished.
 	inflight atomic.Int64
 }
@@ -217,7 +218,9 @@ func (r *runner) write(ctx context.Context, batch []*delivery) bool {
 		}
 		start := time.Now()
 		err := r.sink.Write(ctx, recs)
-		r.state.observe(len(recs), time.Since(start), err)
+		took := time.Since(start)
+		r.state.observe(len(recs), took, err)
+		r.obs.observe(len(recs), took)
 		if err == nil {
 			for i, d := range pending {
 				d.flow.delivered.Add(1)
