@@ -70,7 +70,7 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 		MaxOpenConns:     cfg.MaxOpenConns,
 		MaxIdleConns:     cfg.MaxOpenConns,
 		ConnMaxLifetime:  time.Hour,
-		ConnOpenStrategy: ch.ConnOpenInOrder,
+		ConnOpenStrategy: ch.ConnOpenRoundRobin,
 		ClientInfo:       ch.ClientInfo{Products: []struct{ Name, Version string }{{Name: "sluice", Version: "1"}}},
 	}
 	switch cfg.Compression {
