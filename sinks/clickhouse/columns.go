@@ -281,6 +281,11 @@ func (e *encoder) text(v *value) string {
 		e.arena = v.t.UTC().AppendFormat(e.arena, time.RFC3339Nano)
 		return e.arenaString(start)
 	}
+	if v.stable {
+		// The record outlives the write, and the driver copies the
+		// value into its block: no copy of our own.
+		return bstr(v.b)
+	}
 	return e.str(v.b)
 }
 

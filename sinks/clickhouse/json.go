@@ -29,16 +29,18 @@ const (
 )
 
 // value is one field or property, before conversion to a column type.
-// b points into the record or a scratch buffer: a column copies it.
 type value struct {
 	kind valKind
-	b    []byte
-	n    int64
-	t    time.Time
+	// b points into the record (stable) or into a scratch buffer reused
+	// for the next value, which a column must copy.
+	b      []byte
+	stable bool
+	n      int64
+	t      time.Time
 }
 
 func (v *value) setString(s string) {
-	*v = value{kind: valString, b: unsafe.Slice(unsafe.StringData(s), len(s))}
+	*v = value{kind: valString, b: unsafe.Slice(unsafe.StringData(s), len(s)), stable: true}
 }
 
 // describe names v's kind for error messages.
@@ -405,11 +407,12 @@ func parseToken(tok []byte, v *value, scratch *[]byte) error {
 			if *scratch, err = unescape((*scratch)[:0], body); err != nil {
 				return err
 			}
-			body = *scratch
+			*v = value{kind: valString, b: *scratch}
+			return nil
 		}
-		*v = value{kind: valString, b: body}
+		*v = value{kind: valString, b: body, stable: true}
 	case '{', '[':
-		*v = value{kind: valRaw, b: tok}
+		*v = value{kind: valRaw, b: tok, stable: true}
 	case 't':
 		*v = value{kind: valBool, n: 1}
 	case 'f':
@@ -417,7 +420,7 @@ func parseToken(tok []byte, v *value, scratch *[]byte) error {
 	case 'n':
 		*v = value{kind: valNull}
 	default:
-		*v = value{kind: valNumber, b: tok}
+		*v = value{kind: valNumber, b: tok, stable: true}
 	}
 	return nil
 }

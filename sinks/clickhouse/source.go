@@ -87,9 +87,9 @@ func (s *source) meta(r *sinks.Record, v *value) {
 	case srcRecordTopic:
 		v.setString(r.Topic)
 	case srcKey:
-		*v = value{kind: valString, b: r.Key}
+		*v = value{kind: valString, b: r.Key, stable: true}
 	case srcValue:
-		*v = value{kind: valString, b: r.Value}
+		*v = value{kind: valString, b: r.Value, stable: true}
 	case srcReceivedAt:
 		*v = value{kind: valTime, t: r.Source.ReceivedAt}
 	case srcQoS:
