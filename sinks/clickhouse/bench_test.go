@@ -10,6 +10,7 @@ import (
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 
+	"github.com/sluicehq/sluice/internal/chtest"
 	"github.com/sluicehq/sluice/sinks"
 )
 
@@ -78,6 +79,70 @@ func benchColumns(n int) *rawColumns {
 //
 //	go test ./sinks/clickhouse -run '^$' -bench Insert -benchtime 20x
 func BenchmarkInsert(b *testing.B) {
+	srv, variants := insertVariants(b)
+	for _, writers := range []int{1, 2} {
+		for _, v := range variants {
+			b.Run(fmt.Sprintf("%s/writers=%d", v.name, writers), func(b *testing.B) {
+				b.ReportAllocs()
+				srvCPU, cliCPU := srv.CPUTime(), processCPU()
+				b.ResetTimer()
+				if err := runWriters(b.N, writers, v.fn); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				rows := float64(b.N * benchRows)
+				b.ReportMetric(rows/b.Elapsed().Seconds(), "rows/s")
+				// CPU per row, client and server: the machine is shared, so
+				// wall-clock rates vary with the load; CPU time does less.
+				b.ReportMetric(float64(processCPU()-cliCPU)/rows, "client-cpu-ns/row")
+				b.ReportMetric(float64(srv.CPUTime()-srvCPU)/rows, "server-cpu-ns/row")
+			})
+		}
+	}
+}
+
+// BenchmarkVersusRaw alternates rounds of the sink and of the raw driver
+// (each round: one batch per writer, concurrently) and reports each
+// one's rate over the same span of time, and the sink's share of each
+// raw rate: on a shared machine the load changes from one benchmark to
+// the next, but it changes for both alike here.
+//
+//	go test ./sinks/clickhouse -run '^$' -bench VersusRaw -benchtime 40x
+func BenchmarkVersusRaw(b *testing.B) {
+	_, variants := insertVariants(b)
+	for _, writers := range []int{1, 2} {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			spent := make([]time.Duration, len(variants))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				for j, v := range variants {
+					start := time.Now()
+					if err := runWriters(writers, writers, v.fn); err != nil {
+						b.Fatal(err)
+					}
+					spent[j] += time.Since(start)
+				}
+			}
+			rows := float64(b.N * writers * benchRows)
+			rate := func(j int) float64 { return rows / spent[j].Seconds() }
+			for j, v := range variants {
+				b.ReportMetric(rate(j), v.name+"-rows/s")
+			}
+			b.ReportMetric(100*rate(2)/rate(0), "%-of-raw-columns")
+			b.ReportMetric(100*rate(2)/rate(1), "%-of-raw-rows")
+		})
+	}
+}
+
+type variant struct {
+	name string
+	fn   func(context.Context) error
+}
+
+// insertVariants starts a table on the shared server and returns the
+// three ways of inserting benchRows rows into it: raw-columns,
+// raw-rows, sink (in that order).
+func insertVariants(b *testing.B) (*chtest.Server, []variant) {
 	srv := server(b)
 	db, name := makeTable(b, srv, benchTable)
 	s := newSink(b, srv, Config{Database: db, Table: name})
@@ -85,7 +150,7 @@ func BenchmarkInsert(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer conn.Close()
+	b.Cleanup(func() { conn.Close() })
 	records := benchRecords(benchRows)
 	cols := benchColumns(benchRows)
 	insert := fmt.Sprintf("INSERT INTO %s.%s (ts, device, metric, value, seq, quality)", db, name)
@@ -115,50 +180,34 @@ func BenchmarkInsert(b *testing.B) {
 		return batch.Send()
 	}
 	sink := func(ctx context.Context) error { return s.Write(ctx, records) }
-	for _, writers := range []int{1, 2} {
-		for _, bc := range []struct {
-			name string
-			fn   func(context.Context) error
-		}{{"raw-columns", raw}, {"raw-rows", rawRows}, {"sink", sink}} {
-			b.Run(fmt.Sprintf("%s/writers=%d", bc.name, writers), func(b *testing.B) {
-				ctx := context.Background()
-				b.ReportAllocs()
-				srvCPU, cliCPU := srv.CPUTime(), processCPU()
-				b.ResetTimer()
-				var wg sync.WaitGroup
-				errs := make(chan error, writers)
-				next := make(chan struct{}, b.N)
-				for i := 0; i < b.N; i++ {
-					next <- struct{}{}
-				}
-				close(next)
-				for w := 0; w < writers; w++ {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for range next {
-							if err := bc.fn(ctx); err != nil {
-								errs <- err
-								return
-							}
-						}
-					}()
-				}
-				wg.Wait()
-				b.StopTimer()
-				close(errs)
-				for err := range errs {
-					b.Fatal(err)
-				}
-				rows := float64(b.N * benchRows)
-				b.ReportMetric(rows/b.Elapsed().Seconds(), "rows/s")
-				// CPU per row, client and server: the machine is shared, so
-				// wall-clock rates vary with the load; CPU time does less.
-				b.ReportMetric(float64(processCPU()-cliCPU)/rows, "client-cpu-ns/row")
-				b.ReportMetric(float64(srv.CPUTime()-srvCPU)/rows, "server-cpu-ns/row")
-			})
-		}
+	return srv, []variant{{"raw-columns", raw}, {"raw-rows", rawRows}, {"sink", sink}}
+}
+
+// runWriters runs fn n times over the given number of goroutines.
+func runWriters(n, writers int, fn func(context.Context) error) error {
+	ctx := context.Background()
+	next := make(chan struct{}, n)
+	for i := 0; i < n; i++ {
+		next <- struct{}{}
 	}
+	close(next)
+	errs := make(chan error, writers)
+	var wg sync.WaitGroup
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range next {
+				if err := fn(ctx); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
 }
 
 // processCPU is this process's CPU time, user plus system.

@@ -11,6 +11,38 @@ import (
 	"github.com/sluicehq/sluice/sinks/internal/outcome"
 )
 
+// results holds the outcome of each record of a Write; the slice is
+// made on the first failure, so a clean batch costs nothing.
+type results struct {
+	n    int
+	errs []error
+}
+
+func (r *results) set(i int, err error) {
+	if r.errs == nil {
+		if err == nil {
+			return
+		}
+		r.errs = make([]error, r.n)
+	}
+	r.errs[i] = err
+}
+
+func (r *results) get(i int) error {
+	if r.errs == nil {
+		return nil
+	}
+	return r.errs[i]
+}
+
+// err is what Write returns: nil, or the failures (see outcome.Result).
+func (r *results) err() error {
+	if r.errs == nil {
+		return nil
+	}
+	return outcome.Result(r.errs)
+}
+
 // bisectBudget bounds the inserts one Write spends splitting a rejected
 // batch; rows still unresolved then are retried (with the runner's
 // backoff), and their good halves are in by then, so retries progress.
@@ -27,7 +59,7 @@ func (s *Sink) Write(ctx context.Context, batch []sinks.Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	errs := make([]error, len(batch))
+	errs := &results{n: len(batch)}
 	// Group by target table; nearly always every record has the default.
 	same := true
 	for i := range batch {
@@ -40,7 +72,7 @@ func (s *Sink) Write(ctx context.Context, batch []sinks.Record) error {
 		if len(batch) > 0 {
 			s.writeTable(ctx, batch[0].Topic, batch, nil, errs, true)
 		}
-		return outcome.Result(errs)
+		return errs.err()
 	}
 	groups := map[string][]int{}
 	var order []string
@@ -54,7 +86,7 @@ func (s *Sink) Write(ctx context.Context, batch []sinks.Record) error {
 	for _, t := range order {
 		s.writeTable(ctx, t, batch, groups[t], errs, true)
 	}
-	return outcome.Result(errs)
+	return errs.err()
 }
 
 // writeTable inserts the records idx of batch (nil: all) into the table
@@ -62,15 +94,15 @@ func (s *Sink) Write(ctx context.Context, batch []sinks.Record) error {
 // failed.
 // refresh allows one re-read of the table's definition when the server
 // says it changed.
-func (s *Sink) writeTable(ctx context.Context, ref string, batch []sinks.Record, idx []int, errs []error, refresh bool) {
+func (s *Sink) writeTable(ctx context.Context, ref string, batch []sinks.Record, idx []int, errs *results, refresh bool) {
 	fail := func(err error) {
 		if idx == nil {
 			for i := range batch {
-				errs[i] = err
+				errs.set(i, err)
 			}
 		}
 		for _, i := range idx {
-			errs[i] = err
+			errs.set(i, err)
 		}
 	}
 	configured := ref == ""
@@ -97,7 +129,7 @@ func (s *Sink) writeTable(ctx context.Context, ref string, batch []sinks.Record,
 	rows := e.good // batch index of each encoded row
 	add := func(i int) {
 		if err := e.add(&batch[i]); err != nil {
-			errs[i] = sinks.Permanent(err)
+			errs.set(i, sinks.Permanent(err))
 			return
 		}
 		rows = append(rows, i)
@@ -131,20 +163,20 @@ func (s *Sink) writeTable(ctx context.Context, ref string, batch []sinks.Record,
 		s.log.Warn("server rejected a batch; splitting it to find the bad rows", "table", t.String(), "rows", len(rows), "error", err)
 		pending := fmt.Errorf("not inserted: %w", err)
 		for _, i := range rows {
-			errs[i] = pending
+			errs.set(i, pending)
 		}
 		budget := bisectBudget
 		if berr := s.bisect(ctx, t, e, rows, 0, len(rows), err, errs, &budget); berr != nil {
 			err = berr
 		}
 		for _, i := range rows {
-			if errs[i] == pending {
-				errs[i] = err
+			if errs.get(i) == pending {
+				errs.set(i, err)
 			}
 		}
 	default:
 		for _, i := range rows {
-			errs[i] = err
+			errs.set(i, err)
 		}
 	}
 }
@@ -160,9 +192,9 @@ func refOf(configured bool, t *table) string {
 // for a data reason (cause), in halves down to the single rows it
 // rejects; those fail permanently. It returns the error that stopped it
 // early (an outage); rows not yet settled keep their pending error.
-func (s *Sink) bisect(ctx context.Context, t *table, e *encoder, rows []int, lo, hi int, cause error, errs []error, budget *int) error {
+func (s *Sink) bisect(ctx context.Context, t *table, e *encoder, rows []int, lo, hi int, cause error, errs *results, budget *int) error {
 	if hi-lo == 1 {
-		errs[rows[lo]] = sinks.Permanent(fmt.Errorf("server rejected the row: %w", cause))
+		errs.set(rows[lo], sinks.Permanent(fmt.Errorf("server rejected the row: %w", cause)))
 		return nil
 	}
 	mid := lo + (hi-lo)/2
@@ -175,7 +207,7 @@ func (s *Sink) bisect(ctx context.Context, t *table, e *encoder, rows []int, lo,
 		switch {
 		case err == nil:
 			for _, i := range rows[r[0]:r[1]] {
-				errs[i] = nil
+				errs.set(i, nil)
 			}
 		case isDataError(err):
 			if err := s.bisect(ctx, t, e, rows, r[0], r[1], err, errs, budget); err != nil {
