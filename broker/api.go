@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicehq/sluice/broker/auth"
 )
 
 // Message is an accepted PUBLISH as handed to the Consumer. It is immutable
@@ -63,4 +65,18 @@ type Options struct {
 	Registerer prometheus.Registerer // default: none (metrics not exported)
 	Consumer   Consumer              // default: accepts every message at once
 	Store      SessionStore          // default: none (state in memory only)
+	// Auth authenticates clients at CONNECT and authorises their
+	// PUBLISH, SUBSCRIBE and will topics (*auth.Auth satisfies it).
+	// Default: nil (each listener's allow_anonymous decides, a verified
+	// certificate identity is the user name, everything is allowed).
+	Auth Auth
+}
+
+// Auth is what the broker needs from an authenticator (broker/auth).
+// Authenticate runs on the connection's goroutine and may block for one
+// password hash check; CanPublish and CanSubscribe must not block.
+type Auth interface {
+	Authenticate(ctx context.Context, c auth.Credentials) (auth.Identity, error)
+	CanPublish(id auth.Identity, topic string) bool
+	CanSubscribe(id auth.Identity, filter string) bool
 }

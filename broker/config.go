@@ -1,12 +1,10 @@
 package broker
 
 import (
-	"errors"
 	"fmt"
-	"net"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/sluicehq/sluice/broker/listener"
 )
 
 // maxMQTTPacket is the largest packet the MQTT wire format can express
@@ -73,12 +71,11 @@ type Config struct {
 	RejectWait time.Duration `koanf:"reject_wait"`
 }
 
-// ListenerConfig is one network listener.
+// ListenerConfig is one network listener: its transport settings (name,
+// type tcp/tls/ws/wss, address, TLS, WebSocket path, PROXY protocol,
+// certificate identity; see broker/listener) and the broker's own.
 type ListenerConfig struct {
-	// Name identifies the listener in logs and metrics. Required.
-	Name string `koanf:"name"`
-	// Address is host:port to bind. Required.
-	Address string `koanf:"address"`
+	listener.Config `koanf:",squash"`
 	// AllowAnonymous lets clients connect without a username. When false,
 	// a CONNECT without a username is refused with "bad user name or
 	// password". Default: true.
@@ -88,7 +85,7 @@ type ListenerConfig struct {
 // DefaultConfig returns the broker defaults.
 func DefaultConfig() Config {
 	return Config{
-		Listeners:         []ListenerConfig{{Name: "default", Address: "127.0.0.1:1883", AllowAnonymous: true}},
+		Listeners:         []ListenerConfig{{Config: listener.Config{Name: "default", Type: listener.TCP, Address: "127.0.0.1:1883"}, AllowAnonymous: true}},
 		MaxPacketSize:     1 << 20,
 		ReceiveMaximum:    128,
 		MaxInflight:       128,
@@ -116,16 +113,13 @@ func (c Config) Validate() []error {
 	names := make(map[string]int, len(c.Listeners))
 	for i, l := range c.Listeners {
 		p := fmt.Sprintf("listeners[%d]", i)
-		switch prev, dup := names[l.Name]; {
-		case l.Name == "":
-			add(p+".name", "missing")
-		case dup:
-			add(p+".name", "duplicate of listeners[%d].name %q", prev, l.Name)
-		default:
-			names[l.Name] = i
+		for _, err := range l.Config.Validate() {
+			errs = append(errs, fmt.Errorf("%s.%w", p, err))
 		}
-		if err := validAddress(l.Address); err != nil {
-			add(p+".address", "%v", err)
+		if prev, dup := names[l.Name]; dup && l.Name != "" {
+			add(p+".name", "duplicate of listeners[%d].name %q", prev, l.Name)
+		} else if l.Name != "" {
+			names[l.Name] = i
 		}
 	}
 	if c.MaxPacketSize < minPacketSize || c.MaxPacketSize > maxMQTTPacket {
@@ -174,27 +168,4 @@ func (c Config) Validate() []error {
 		add("max_keep_alive", "must be 0 or within [1s, 65535s]")
 	}
 	return errs
-}
-
-// validAddress checks a host:port listener address.
-func validAddress(addr string) error {
-	if addr == "" {
-		return errors.New("missing")
-	}
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		var ae *net.AddrError
-		if errors.As(err, &ae) {
-			return errors.New(strings.TrimSuffix(ae.Err, " in address"))
-		}
-		return err
-	}
-	if port == "" {
-		return errors.New("missing port")
-	}
-	n, err := strconv.Atoi(port)
-	if err != nil || n < 0 || n > 65535 {
-		return fmt.Errorf("invalid port %q", port)
-	}
-	return nil
 }

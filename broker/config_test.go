@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluicehq/sluice/broker/listener"
 	"github.com/sluicehq/sluice/broker/packet"
 )
 
@@ -20,10 +21,10 @@ func TestConfigValidate(t *testing.T) {
 		{"no listeners", func(c *Config) { c.Listeners = nil }, []string{"listeners: at least one listener is required"}},
 		{"listener problems", func(c *Config) {
 			c.Listeners = []ListenerConfig{
-				{Name: "a", Address: "127.0.0.1:1883"},
-				{Name: "a", Address: "127.0.0.1"},
-				{Name: "", Address: ""},
-				{Name: "d", Address: "host:99999"},
+				{Config: listener.Config{Name: "a", Address: "127.0.0.1:1883"}},
+				{Config: listener.Config{Name: "a", Address: "127.0.0.1"}},
+				{Config: listener.Config{Name: "", Address: ""}},
+				{Config: listener.Config{Name: "d", Address: "host:99999"}},
 			}
 		}, []string{
 			`listeners[1].name: duplicate of listeners[0].name "a"`,

@@ -10,6 +10,8 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/sluicehq/sluice/broker/auth"
+	"github.com/sluicehq/sluice/broker/listener"
 	"github.com/sluicehq/sluice/broker/packet"
 )
 
@@ -22,13 +24,14 @@ type conn struct {
 	raw syscall.RawConn // nil when nc is not a *net.TCPConn
 	fd  int32           // socket fd for the idle poller, -1 if unknown
 	r   *packet.Reader
-	lis *listener
+	lis *boundListener
 	rd  countingReader
 
 	// Set while handling CONNECT, read-only afterwards.
 	version   byte
 	clientID  string
-	username  string
+	username  string        // Message.Username: verified, else as claimed
+	ident     auth.Identity // what ACL checks see
 	sess      *session
 	keepAlive time.Duration // 0: none
 	maxOut    uint32        // client's Maximum Packet Size, 0: unlimited
@@ -69,12 +72,12 @@ func (r *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func newConn(s *Server, nc net.Conn, l *listener) *conn {
+func newConn(s *Server, nc net.Conn, l *boundListener) *conn {
 	c := &conn{s: s, nc: nc, lis: l, fd: -1}
 	c.done.Add(1)
 	c.rd = countingReader{nc: nc, st: &s.stats}
 	c.r = packet.NewReader(&c.rd, s.cfg.MaxPacketSize)
-	if tc, ok := nc.(*net.TCPConn); ok {
+	if tc, ok := listener.TCPConn(nc); ok {
 		if raw, err := tc.SyscallConn(); err == nil {
 			c.raw = raw
 			raw.Control(func(fd uintptr) { c.fd = int32(fd) })
@@ -186,6 +189,10 @@ func (c *conn) finish() {
 func (c *conn) loop() error {
 	rm := int(c.s.cfg.ReceiveMaximum)
 	var kaDeadline time.Time
+	// blocked: a connection without a raw socket (TLS, WebSocket) went
+	// idle: it released its read buffer and now blocks in Read until data
+	// or its keep alive deadline, without waking every idleHandoff.
+	blocked := false
 	for {
 		if err := c.waitQuota(rm); err != nil {
 			return err
@@ -195,7 +202,7 @@ func (c *conn) loop() error {
 				sub.waitRoom()
 			}
 		}
-		if c.r.Buffered() == 0 {
+		if c.r.Buffered() == 0 && !blocked {
 			now := time.Now()
 			wait := idleHandoff
 			if c.keepAlive > 0 {
@@ -210,15 +217,23 @@ func (c *conn) loop() error {
 				return err
 			}
 		}
+		blocked = false
 		p, err := c.r.ReadPacket()
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) && c.stopping() == nil &&
 				(c.keepAlive == 0 || time.Now().Before(kaDeadline)) {
 				if c.r.Buffered() == 0 {
-					return c.goIdle(kaDeadline)
+					if c.raw != nil {
+						return c.goIdle(kaDeadline)
+					}
+					// TLS and WebSocket streams resume after a deadline:
+					// stay on this goroutine, holding no read buffer.
+					c.r.Release()
+					blocked = true
 				}
 				// The idle hand-over deadline passed in the middle of a
-				// packet: keep reading it until the keep alive deadline.
+				// packet, or a non-raw connection went idle: keep reading
+				// until the keep alive deadline (zero: none).
 				c.nc.SetReadDeadline(kaDeadline)
 				if err := c.stopping(); err != nil {
 					return err

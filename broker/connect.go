@@ -1,10 +1,13 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"strconv"
 	"time"
 
+	"github.com/sluicehq/sluice/broker/auth"
+	"github.com/sluicehq/sluice/broker/listener"
 	"github.com/sluicehq/sluice/broker/packet"
 	"github.com/sluicehq/sluice/broker/topic"
 )
@@ -47,17 +50,21 @@ func (c *conn) handshake() error {
 		c.clientID = s.idPrefix + strconv.FormatUint(s.nextID.Add(1), 10)
 		assigned = v5
 	}
-	if cp.UsernameFlag {
-		c.username = string(cp.Username)
-	} else if !c.lis.cfg.AllowAnonymous {
-		return c.refuse(packet.BadUserNameOrPassword, packet.V3BadUsernameOrPassword)
-	}
 	if v5 && cp.Props.AuthMethod != nil {
 		return c.refuse(packet.BadAuthenticationMethod, packet.V3NotAuthorized)
+	}
+	if err := c.authenticate(cp); err != nil {
+		return err
 	}
 	if cp.WillFlag {
 		if !topic.ValidName(cp.WillTopic) {
 			return c.refuse(packet.TopicNameInvalid, packet.V3ServerUnavailable)
+		}
+		if s.auth != nil && !s.auth.CanPublish(c.ident, string(cp.WillTopic)) {
+			s.stats.denied[deniedConnect].Add(1)
+			s.log.Info("connection refused: will topic not authorised", "client_id", c.clientID,
+				"username", c.ident.Username, "remote_addr", c.remoteAddr(), "topic", string(cp.WillTopic))
+			return c.refuse(packet.NotAuthorized, packet.V3NotAuthorized)
 		}
 		c.will, c.willDelay = c.newWill(cp)
 	}
@@ -117,6 +124,76 @@ func (c *conn) handshake() error {
 		c.sendPacket(ack)
 	})
 	return nil
+}
+
+// authenticate establishes c.ident and c.username from CONNECT and the
+// transport, before any session is touched. A refused client gets its
+// CONNACK queued and errRefused.
+func (c *conn) authenticate(cp *packet.Connect) error {
+	s := c.s
+	info := listener.Info(c.nc)
+	if s.auth == nil {
+		switch {
+		case info.CertIdentity != "":
+			c.ident = auth.Identity{ClientID: c.clientID, Username: info.CertIdentity, Method: auth.MethodCertificate}
+		case cp.UsernameFlag:
+			// Not verified: kept as information (Message.Username) only.
+			c.ident = auth.Identity{ClientID: c.clientID}
+			c.username = string(cp.Username)
+			return nil
+		case !c.lis.cfg.AllowAnonymous:
+			return c.refuseLogin(auth.ErrBadCredentials, "")
+		default:
+			c.ident = auth.Identity{ClientID: c.clientID}
+		}
+		c.username = c.ident.Username
+		return nil
+	}
+	cred := auth.Credentials{
+		ClientID:                c.clientID,
+		RemoteAddr:              c.remoteAddr(),
+		ListenerAllowsAnonymous: c.lis.cfg.AllowAnonymous,
+		CertIdentity:            info.CertIdentity,
+	}
+	if cp.UsernameFlag {
+		cred.Username = string(cp.Username)
+	}
+	if cp.PasswordFlag {
+		cred.Password = cp.Password
+		if cred.Password == nil {
+			cred.Password = []byte{}
+		}
+	}
+	ctx, cancel := context.WithTimeout(s.baseCtx, s.cfg.ConnectTimeout)
+	id, err := s.auth.Authenticate(ctx, cred)
+	cancel()
+	if err != nil {
+		return c.refuseLogin(err, cred.Username)
+	}
+	c.ident = id
+	c.username = id.Username
+	if c.username == "" {
+		c.username = cred.Username // claimed, unverified: information only
+	}
+	return nil
+}
+
+// refuseLogin logs, counts and refuses a CONNECT that failed
+// authentication.
+func (c *conn) refuseLogin(err error, username string) error {
+	c.s.stats.denied[deniedConnect].Add(1)
+	c.s.log.Info("connection refused: authentication failed", "client_id", c.clientID, "username", username,
+		"remote_addr", c.remoteAddr(), "listener", c.lis.cfg.Name, "err", err)
+	code := auth.ConnackCode(err)
+	return c.refuse(code, packet.V3ConnackCode(code))
+}
+
+// remoteAddr is the client's address (after PROXY protocol).
+func (c *conn) remoteAddr() string {
+	if a := c.nc.RemoteAddr(); a != nil {
+		return a.String()
+	}
+	return ""
 }
 
 // refuse queues a CONNACK with a failure code (v5 or 3.1.1 form).

@@ -12,6 +12,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 
+	"github.com/sluicehq/sluice/broker/listener"
 	"github.com/sluicehq/sluice/broker/packet"
 )
 
@@ -25,7 +26,7 @@ func startServer(t testing.TB, mut func(*Config), opts Options) (*Server, string
 func startServerWith(t testing.TB, mut func(*Config), opts Options, hook func(*Server)) (*Server, string) {
 	t.Helper()
 	cfg := DefaultConfig()
-	cfg.Listeners = []ListenerConfig{{Name: "test", Address: "127.0.0.1:0", AllowAnonymous: true}}
+	cfg.Listeners = []ListenerConfig{{Config: listener.Config{Name: "test", Address: "127.0.0.1:0"}, AllowAnonymous: true}}
 	cfg.ShutdownTimeout = time.Second
 	if mut != nil {
 		mut(&cfg)

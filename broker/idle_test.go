@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/broker/listener"
 	"github.com/sluicehq/sluice/broker/packet"
 )
 
@@ -117,7 +118,7 @@ func testParked(t *testing.T, poller bool) {
 
 func TestShutdownWakesParked(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.Listeners = []ListenerConfig{{Name: "test", Address: "127.0.0.1:0", AllowAnonymous: true}}
+	cfg.Listeners = []ListenerConfig{{Config: listener.Config{Name: "test", Address: "127.0.0.1:0"}, AllowAnonymous: true}}
 	s, err := New(cfg, Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ const (
 	statePending uint8 = iota
 	stateAccepted
 	stateRejected
+	stateDenied // not authorised: acked (v5: 0x87), never routed
 )
 
 // inbound is one PUBLISH handed to the consumer: the Message plus what is
@@ -173,6 +174,24 @@ func (c *conn) handlePublish(p *packet.Publish) error {
 		}
 		c.inAliases[alias-1] = in.msg.Topic
 	}
+	if c.s.auth != nil && !c.s.auth.CanPublish(c.ident, in.msg.Topic) {
+		// Not handed to the consumer, not routed, not retained; acked in
+		// arrival order with the others.
+		c.s.stats.denied[deniedPublish].Add(1)
+		in.state = stateDenied
+		in.code = packet.NotAuthorized
+		if c.s.consumer == nil {
+			c.complete(in, true)
+			return nil
+		}
+		c.inMu.Lock()
+		if c.in == nil {
+			c.in = new(inQueue)
+		}
+		c.in.push(in)
+		c.flushLocked(true)
+		return nil
+	}
 	c.s.stats.received[p.QoS].Add(1)
 	if c.s.consumer == nil {
 		in.state = stateAccepted
@@ -269,7 +288,10 @@ func (c *conn) flushLocked(reader bool) {
 func (c *conn) complete(in *inbound, reader bool) {
 	m := &in.msg
 	ss := c.sess
-	if in.state == stateAccepted {
+	// 3.1.1 has no negative ack for a denied message: ack it and drop it
+	// [MQTT-3.3.5-2]; v5 gets 0x87 like a rejection.
+	denied := in.state == stateDenied
+	if in.state == stateAccepted || (denied && c.version != packet.Version5) {
 		switch m.QoS {
 		case 1:
 			c.sendAck(packet.PUBACK, in.pid, 0, "")
@@ -284,6 +306,9 @@ func (c *conn) complete(in *inbound, reader bool) {
 			c.s.markDirty(ss)
 			c.sendAck(packet.PUBREC, in.pid, 0, "")
 		}
+		if denied {
+			return
+		}
 		if reader {
 			c.s.deliverAccepted(m, c.clientID, true, nil)
 		} else {
@@ -291,7 +316,9 @@ func (c *conn) complete(in *inbound, reader bool) {
 		}
 		return
 	}
-	c.s.stats.rejected.Add(1)
+	if !denied {
+		c.s.stats.rejected.Add(1)
+	}
 	switch {
 	case m.QoS == 0:
 	case c.version == packet.Version5:

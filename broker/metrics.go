@@ -31,7 +31,19 @@ type stats struct {
 	dropped     [numDropReasons]atomic.Uint64
 	bytesIn     atomic.Uint64
 	bytesOut    atomic.Uint64
+	denied      [numDenials]atomic.Uint64
 }
+
+// Refusals by the authenticator, the values of the action label of
+// sluice_broker_denied_total.
+const (
+	deniedConnect   = iota // CONNECT refused (credentials, will topic)
+	deniedPublish          // PUBLISH not authorised: not routed
+	deniedSubscribe        // one topic filter of a SUBSCRIBE
+	numDenials
+)
+
+var denialNames = [numDenials]string{"connect", "publish", "subscribe"}
 
 // Stats is a snapshot of the broker's counters.
 type Stats struct {
@@ -56,6 +68,9 @@ type Stats struct {
 	Dropped map[string]uint64
 	// BytesIn and BytesOut count bytes read from and written to clients.
 	BytesIn, BytesOut uint64
+	// Denied counts refusals by Options.Auth by action: connect, publish
+	// (messages not routed) and subscribe (topic filters).
+	Denied map[string]uint64
 }
 
 // Stats returns a snapshot of the broker's counters.
@@ -78,6 +93,10 @@ func (s *Server) Stats() Stats {
 	for i, n := range dropReasonNames {
 		st.Dropped[n] = s.stats.dropped[i].Load()
 	}
+	st.Denied = make(map[string]uint64, numDenials)
+	for i, n := range denialNames {
+		st.Denied[n] = s.stats.denied[i].Load()
+	}
 	return st
 }
 
@@ -96,12 +115,13 @@ var (
 	descDropped     = prometheus.NewDesc("sluice_broker_messages_dropped_total", "Messages not delivered to a subscriber.", []string{"reason"}, nil)
 	descBytesIn     = prometheus.NewDesc("sluice_broker_bytes_received_total", "Bytes read from clients.", nil, nil)
 	descBytesOut    = prometheus.NewDesc("sluice_broker_bytes_sent_total", "Bytes written to clients.", nil, nil)
+	descDenied      = prometheus.NewDesc("sluice_broker_denied_total", "Requests refused by authentication or ACL.", []string{"action"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnections, descSessions, descSubs, descRetained, descPending,
-		descReceived, descSent, descRejected, descDropped, descBytesIn, descBytesOut} {
+		descReceived, descSent, descRejected, descDropped, descBytesIn, descBytesOut, descDenied} {
 		ch <- d
 	}
 }
@@ -130,6 +150,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(descBytesIn, st.BytesIn)
 	counter(descBytesOut, st.BytesOut)
+	for _, name := range denialNames {
+		counter(descDenied, st.Denied[name], name)
+	}
 }
 
 // drop counts one undelivered message.

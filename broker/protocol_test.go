@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/broker/listener"
 	"github.com/sluicehq/sluice/broker/packet"
 )
 
@@ -167,7 +168,7 @@ func TestTakeover(t *testing.T) {
 func TestShutdownDisconnectsAndDrains(t *testing.T) {
 	h := newHeld()
 	cfg := DefaultConfig()
-	cfg.Listeners = []ListenerConfig{{Name: "test", Address: "127.0.0.1:0", AllowAnonymous: true}}
+	cfg.Listeners = []ListenerConfig{{Config: listener.Config{Name: "test", Address: "127.0.0.1:0"}, AllowAnonymous: true}}
 	cfg.ShutdownTimeout = 5 * time.Second
 	s, err := New(cfg, Options{Consumer: h})
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluicehq/sluice/broker/listener"
 	"github.com/sluicehq/sluice/broker/topic"
 )
 
@@ -33,6 +34,7 @@ type Server struct {
 	poller   *idlePoller                // nil: idle connections keep a goroutine
 	noPoller bool                       // tests: exercise the goroutine fallback
 	store    SessionStore               // nil: state in memory only
+	auth     Auth                       // nil: listeners' allow_anonymous, all allowed
 	storeSt  storeState
 	idPrefix string
 	nextID   atomic.Uint64
@@ -47,17 +49,17 @@ type Server struct {
 	hardCh   chan struct{} // closed when the shutdown deadline passes
 
 	mu        sync.Mutex // guards the fields below
-	listeners []*listener
+	listeners []*boundListener
 	conns     map[*conn]struct{}
 	serving   bool
 	stopped   bool           // no new goroutines (timers) may start
 	wg        sync.WaitGroup // accept loops, connections, timer callbacks
 }
 
-// listener is one bound network listener.
-type listener struct {
+// boundListener is one bound network listener.
+type boundListener struct {
 	cfg ListenerConfig
-	ln  net.Listener
+	ln  *listener.Listener
 }
 
 // New validates cfg and builds a Server. It does no I/O.
@@ -74,6 +76,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 		log:      log,
 		consumer: opts.Consumer,
 		store:    opts.Store,
+		auth:     opts.Auth,
 		subs:     topic.NewTree(),
 		retained: topic.NewRetained[*Message](),
 		idPrefix: fmt.Sprintf("sluice-%x-", time.Now().UnixNano()&0xffffffffff),
@@ -101,17 +104,16 @@ func (s *Server) Listen() error {
 	if len(s.listeners) > 0 {
 		return errors.New("listening: already listening")
 	}
-	var lc net.ListenConfig
 	for _, l := range s.cfg.Listeners {
-		ln, err := lc.Listen(context.Background(), "tcp", l.Address)
+		ln, err := listener.Listen(context.Background(), l.Config, listener.Options{Logger: s.log})
 		if err != nil {
 			for _, b := range s.listeners {
 				b.ln.Close()
 			}
 			s.listeners = nil
-			return fmt.Errorf("listening on %s (%s): %w", l.Address, l.Name, err)
+			return err
 		}
-		s.listeners = append(s.listeners, &listener{cfg: l, ln: ln})
+		s.listeners = append(s.listeners, &boundListener{cfg: l, ln: ln})
 	}
 	return nil
 }
@@ -178,7 +180,7 @@ func (s *Server) Serve(ctx context.Context) error {
 }
 
 // accept runs one listener's accept loop.
-func (s *Server) accept(l *listener) {
+func (s *Server) accept(l *boundListener) {
 	defer s.wg.Done()
 	var backoff time.Duration
 	for {

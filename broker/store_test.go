@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/broker/listener"
 	"github.com/sluicehq/sluice/broker/packet"
 )
 
@@ -13,7 +14,7 @@ import (
 func runServer(t *testing.T, store SessionStore) (addr string, stop func()) {
 	t.Helper()
 	cfg := DefaultConfig()
-	cfg.Listeners = []ListenerConfig{{Name: "test", Address: "127.0.0.1:0", AllowAnonymous: true}}
+	cfg.Listeners = []ListenerConfig{{Config: listener.Config{Name: "test", Address: "127.0.0.1:0"}, AllowAnonymous: true}}
 	cfg.ShutdownTimeout = time.Second
 	s, err := New(cfg, Options{Store: store})
 	if err != nil {

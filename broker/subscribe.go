@@ -35,6 +35,11 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) error {
 		if shared && req.NoLocal {
 			return protoErr(packet.ProtocolError, "no local on a shared subscription")
 		}
+		if s.auth != nil && !s.auth.CanSubscribe(c.ident, string(req.Filter)) {
+			s.stats.denied[deniedSubscribe].Add(1)
+			codes[i] = failCode(v5, packet.NotAuthorized)
+			continue
+		}
 		sub := topic.Sub{
 			ClientID:          c.clientID,
 			Filter:            filter,

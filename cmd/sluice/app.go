@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/sluicehq/sluice/broker"
+	"github.com/sluicehq/sluice/broker/auth"
 	"github.com/sluicehq/sluice/ingest"
 	"github.com/sluicehq/sluice/internal/admin"
 	"github.com/sluicehq/sluice/rules"
@@ -33,6 +34,7 @@ type app struct {
 	log      *slog.Logger
 	reg      *prometheus.Registry
 	broker   *broker.Server
+	auth     *auth.Auth
 	pipeline *ingest.Pipeline
 	admin    *admin.Server
 }
@@ -81,8 +83,14 @@ func newApp(cfg Config, path string, environ []string, log *slog.Logger) (*app, 
 		return nil, err
 	}
 	a.pipeline = p
+	au, err := auth.New(cfg.Auth, auth.Options{Logger: log.With("component", "auth"), Registerer: reg})
+	if err != nil {
+		closeSinks(sinkSet)
+		return nil, err
+	}
+	a.auth = au
 	srv, err := broker.New(cfg.Broker, broker.Options{
-		Logger: log.With("component", "broker"), Registerer: reg, Consumer: p,
+		Logger: log.With("component", "broker"), Registerer: reg, Consumer: p, Auth: au,
 	})
 	if err != nil {
 		closeSinks(sinkSet)
@@ -104,6 +112,9 @@ func newApp(cfg Config, path string, environ []string, log *slog.Logger) (*app, 
 // Shutdown order: the broker drains first (no new messages, pending acks
 // settle), then the pipeline flushes its sinks, then the admin listener.
 func (a *app) run(ctx context.Context) error {
+	if err := a.auth.LoadUsersFile(); err != nil {
+		return fmt.Errorf("loading users file: %w", err)
+	}
 	if err := a.pipeline.Open(); err != nil {
 		return fmt.Errorf("opening pipeline: %w", err)
 	}
@@ -146,7 +157,11 @@ func (a *app) run(ctx context.Context) error {
 		defer wg.Done()
 		adminErr = a.admin.Serve(actx)
 	}()
-	wg.Add(2)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		_ = a.auth.Run(actx)
+	}()
 	go func() {
 		defer wg.Done()
 		_ = a.rules.Watch(actx, rules.WatchOptions{Load: a.reloadConfig})

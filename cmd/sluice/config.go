@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/sluicehq/sluice/broker"
+	"github.com/sluicehq/sluice/broker/auth"
 	"github.com/sluicehq/sluice/ingest"
 	"github.com/sluicehq/sluice/internal/admin"
 	"github.com/sluicehq/sluice/internal/config"
@@ -24,6 +25,8 @@ type Config struct {
 	Log LogConfig `koanf:"log"`
 	// Broker configures the embedded MQTT broker.
 	Broker broker.Config `koanf:"broker"`
+	// Auth configures MQTT users, failed-login limits and ACL rules.
+	Auth auth.Config `koanf:"auth"`
 	// Ingest configures the pipeline: durability, spool, retries, batching.
 	Ingest ingest.Config `koanf:"ingest"`
 	// Admin configures the admin HTTP listener (metrics, probes, APIs).
@@ -63,6 +66,7 @@ func defaultConfig() Config {
 	return Config{
 		Log:    LogConfig{Level: "info", Format: "text"},
 		Broker: broker.DefaultConfig(),
+		Auth:   auth.DefaultConfig(),
 		Ingest: ingest.DefaultConfig(),
 		Admin:  admin.DefaultConfig(),
 		Sinks:  sinkSection{},
@@ -75,6 +79,7 @@ func (c *Config) sections() []config.Section {
 	return []config.Section{
 		{Name: "log", Value: &c.Log},
 		{Name: "broker", Value: &c.Broker},
+		{Name: "auth", Value: &c.Auth},
 		{Name: "ingest", Value: &c.Ingest},
 		{Name: "admin", Value: &c.Admin},
 		{Name: "sinks", Value: &c.Sinks},

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/sluicehq/sluice/broker"
+	"github.com/sluicehq/sluice/broker/listener"
 )
 
 // startSluice runs the Sluice broker in-process on a free loopback port
@@ -15,7 +16,7 @@ import (
 func startSluice(t *testing.T) target {
 	t.Helper()
 	cfg := broker.DefaultConfig()
-	cfg.Listeners = []broker.ListenerConfig{{Name: "bench", Address: "127.0.0.1:0", AllowAnonymous: true}}
+	cfg.Listeners = []broker.ListenerConfig{{Config: listener.Config{Name: "bench", Address: "127.0.0.1:0"}, AllowAnonymous: true}}
 	cfg.MaxQueuedMessages = 1 << 20
 	cfg.MaxQueuedBytes = 1 << 30
 	srv, err := broker.New(cfg, broker.Options{})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/broker"
+	"github.com/sluicehq/sluice/broker/listener"
 )
 
 // Sluice is Sluice's broker running in-process on a loopback port.
@@ -27,7 +28,7 @@ type Sluice struct {
 // one anonymous listener "default" on 127.0.0.1:0.
 func SluiceConfig() broker.Config {
 	cfg := broker.DefaultConfig()
-	cfg.Listeners = []broker.ListenerConfig{{Name: "default", Address: "127.0.0.1:0", AllowAnonymous: true}}
+	cfg.Listeners = []broker.ListenerConfig{{Config: listener.Config{Name: "default", Address: "127.0.0.1:0"}, AllowAnonymous: true}}
 	return cfg
 }
 
