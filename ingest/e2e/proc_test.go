@@ -207,6 +207,7 @@ func (p *proc) Kill9() {
 // Stop sends SIGTERM and expects a clean exit.
 func (p *proc) Stop() {
 	p.t.Helper()
+	start := time.Now()
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		p.t.Fatalf("SIGTERM: %v", err)
 	}
@@ -214,6 +215,9 @@ func (p *proc) Stop() {
 	case <-p.exited:
 		if p.exitErr != nil {
 			p.t.Errorf("sluice exited with %v after SIGTERM, want status 0\n%s", p.exitErr, p.Tail())
+		}
+		if took := time.Since(start); took > 3*time.Second {
+			p.t.Logf("SLOW STOP: sluice took %v to exit after SIGTERM\n%s", took, p.Tail())
 		}
 	case <-time.After(60 * time.Second):
 		p.t.Fatalf("sluice did not exit within 60s of SIGTERM\n%s", p.Tail())

@@ -67,7 +67,9 @@ func (p *publisher) Run(ctx context.Context, addr string, count int) error {
 	opts := mqtt.NewClientOptions().AddBroker("tcp://" + addr).SetClientID(p.ID).
 		SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).
 		SetConnectTimeout(10 * time.Second).SetKeepAlive(30 * time.Second).
-		SetWriteTimeout(10 * time.Second).SetOrderMatters(true)
+		// A Publish racing a lost connection blocks for the write timeout
+		// (paho), so keep it short: the kill test waits for it.
+		SetWriteTimeout(3 * time.Second).SetOrderMatters(true)
 	c := mqtt.NewClient(opts)
 	if tok := c.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
 		err := fmt.Errorf("connecting %s: %v", p.ID, tok.Error())
@@ -117,7 +119,7 @@ func (p *publisher) Run(ctx context.Context, addr string, count int) error {
 	for _, pd := range inflight {
 		wait(pd)
 	}
-	if runErr == nil && count > 0 && ctx.Err() == nil && !c.IsConnectionOpen() {
+	if runErr == nil && ctx.Err() == nil && !c.IsConnectionOpen() {
 		runErr = fmt.Errorf("%s: connection lost", p.ID)
 	}
 	p.setErr(runErr)
