@@ -1,0 +1,198 @@
+// Package schemas decodes MQTT payloads into the values rules see as
+// `payload`: a decoder (JSON, raw, MessagePack, CBOR, Protobuf, Sparkplug B)
+// and optionally a JSON Schema are bound to topic filters, compiled at load
+// and applied once per message. A payload that fails decoding or validation
+// is reported as an *InvalidError the pipeline dead-letters.
+package schemas
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicehq/sluice/broker/topic"
+	"github.com/sluicehq/sluice/ingest"
+	"github.com/sluicehq/sluice/rules"
+	"github.com/sluicehq/sluice/schemas/sparkplug"
+)
+
+// InvalidError reports a payload that could not be decoded or did not
+// satisfy its binding's schema. The pipeline reads it with errors.As: when
+// DeadLetter is set the message goes to the dead-letter store with Error()
+// as its reason and reaches no sink.
+type InvalidError struct {
+	// Binding is the topic filter of the binding that decoded the payload
+	// ("" for the default JSON decoder).
+	Binding string
+	// Decoder is the binding's decoder name.
+	Decoder string
+	// Schema is the JSON Schema file, for a validation failure.
+	Schema string
+	// Path is the JSON pointer of the offending value, for a validation
+	// failure ("" is the whole payload).
+	Path string
+	// Reason says what is wrong.
+	Reason string
+	// DeadLetter is the binding's policy: true for on_invalid dead_letter.
+	DeadLetter bool
+	// Err is the underlying decoder error, if any.
+	Err error
+}
+
+// Error implements error.
+func (e *InvalidError) Error() string {
+	if e.Schema != "" {
+		return fmt.Sprintf("validating payload against %s at %q: %s", e.Schema, e.Path, e.Reason)
+	}
+	return fmt.Sprintf("decoding %s payload: %s", e.Decoder, e.Reason)
+}
+
+// Unwrap returns the underlying decoder error.
+func (e *InvalidError) Unwrap() error { return e.Err }
+
+// Options carries the collaborators of New.
+type Options struct {
+	// Logger defaults to discarding.
+	Logger *slog.Logger
+	// Registerer receives the metrics; nil exports none.
+	Registerer prometheus.Registerer
+	// Rebirth is called when a Sparkplug edge node must be asked to
+	// rebirth (see sparkplug.RebirthFunc); nil asks nobody.
+	Rebirth sparkplug.RebirthFunc
+}
+
+type decodeFunc func(topic string, payload []byte) (any, error)
+
+type binding struct {
+	filter   string
+	decoder  string
+	decode   decodeFunc
+	validate *validator
+	dead     bool
+	decErrs  prometheus.Counter
+	valErrs  prometheus.Counter
+}
+
+// Decoders decodes payloads by topic. It implements ingest.Decoder and is
+// safe for concurrent use.
+type Decoders struct {
+	bindings  []binding
+	sparkplug *sparkplug.Decoder
+}
+
+var _ ingest.Decoder = (*Decoders)(nil)
+
+// New validates cfg and compiles its schemas and protobuf descriptors. It
+// reads those files but opens nothing that needs closing.
+func New(cfg Config, opts Options) (*Decoders, error) {
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return nil, fmt.Errorf("invalid schemas config: %w", errors.Join(errs...))
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg = cfg.withDefaults()
+	invalid := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_schemas_invalid_total",
+		Help: "Payloads that failed decoding (stage=decode) or validation (stage=validate), by binding.",
+	}, []string{"binding", "stage"})
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(invalid); err != nil {
+			return nil, fmt.Errorf("registering schemas metrics: %w", err)
+		}
+	}
+	d := &Decoders{}
+	var errs []error
+	for i, bc := range cfg.Bindings {
+		key := fmt.Sprintf("schemas.bindings[%d]", i)
+		b := binding{
+			filter: bc.Topic, decoder: bc.Decoder, dead: bc.OnInvalid == OnInvalidDeadLetter,
+			decErrs: invalid.WithLabelValues(bc.Topic, "decode"),
+			valErrs: invalid.WithLabelValues(bc.Topic, "validate"),
+		}
+		switch bc.Decoder {
+		case DecoderJSON:
+			b.decode = decodeJSON
+		case DecoderRaw:
+			b.decode = decodeRaw
+		case DecoderMsgpack:
+			b.decode = decodeMsgpack
+		case DecoderCBOR:
+			b.decode = decodeCBOR
+		case DecoderProtobuf:
+			pd, err := newProtobuf(bc.Protobuf)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s.protobuf: %w", key, err))
+				continue
+			}
+			b.decode = pd.decode
+		case DecoderSparkplugB:
+			if d.sparkplug == nil {
+				sp, err := sparkplug.New(sparkplug.Options{
+					StateDir:        cfg.Sparkplug.StateDir,
+					Rebirth:         *cfg.Sparkplug.Rebirth,
+					RebirthInterval: cfg.Sparkplug.RebirthInterval,
+					OnRebirth:       opts.Rebirth,
+					Logger:          opts.Logger.With("component", "sparkplug"),
+					Registerer:      opts.Registerer,
+				})
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", key, err)
+				}
+				d.sparkplug = sp
+			}
+			b.decode = d.sparkplug.Decode
+		}
+		if bc.Schema != "" {
+			v, err := compileSchema(bc.Schema)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s.schema: %w", key, err))
+				continue
+			}
+			b.validate = v
+		}
+		d.bindings = append(d.bindings, b)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return d, nil
+}
+
+// Sparkplug returns the Sparkplug B decoder shared by every sparkplugb
+// binding, or nil when there is none.
+func (d *Decoders) Sparkplug() *sparkplug.Decoder { return d.sparkplug }
+
+// Decode implements ingest.Decoder: the first binding whose filter matches
+// topicName decodes the payload, JSON when none does. A failure is an
+// *InvalidError.
+func (d *Decoders) Decode(topicName string, payload []byte) (any, error) {
+	for i := range d.bindings {
+		b := &d.bindings[i]
+		if !topic.Match(b.filter, topicName) {
+			continue
+		}
+		v, err := b.decode(topicName, payload)
+		if err != nil {
+			b.decErrs.Inc()
+			return nil, &InvalidError{Binding: b.filter, Decoder: b.decoder, Reason: err.Error(), DeadLetter: b.dead, Err: err}
+		}
+		if b.validate != nil {
+			if path, reason, ok := b.validate.check(v); !ok {
+				b.valErrs.Inc()
+				return nil, &InvalidError{Binding: b.filter, Decoder: b.decoder, Schema: b.validate.file,
+					Path: path, Reason: reason, DeadLetter: b.dead}
+			}
+		}
+		return v, nil
+	}
+	return decodeJSON(topicName, payload)
+}
+
+func decodeJSON(_ string, payload []byte) (any, error) {
+	return rules.DecodeJSON(payload)
+}
+
+func decodeRaw(_ string, payload []byte) (any, error) { return payload, nil }

@@ -1,0 +1,371 @@
+// Package sparkplug decodes Sparkplug B (Eclipse Sparkplug 3.0) payloads:
+// the protobuf wire format by hand, aliases resolved from the alias tables
+// of NBIRTH and DBIRTH kept per edge node and device (and persisted so they
+// survive a restart), sequence numbers checked, deaths tracked. See
+// DESIGN.md.
+package sparkplug
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// RebirthRequest asks an edge node to publish its births again: Publish
+// Payload to Topic at QoS 0, not retained.
+type RebirthRequest struct {
+	Group    string
+	EdgeNode string
+	// Reason is why: "unknown alias", "sequence gap" or "unknown node".
+	Reason  string
+	Topic   string
+	Payload []byte
+}
+
+// RebirthFunc is called, outside any lock, on the goroutine decoding the
+// offending message. It must not block: hand the publish to a bounded
+// queue or a non-blocking broker publish.
+type RebirthFunc func(RebirthRequest)
+
+// Options configures a Decoder.
+type Options struct {
+	// StateDir holds the alias tables; "" keeps them in memory only.
+	StateDir string
+	// Rebirth enables rebirth requests.
+	Rebirth bool
+	// RebirthInterval is the least time between two requests to a node.
+	RebirthInterval time.Duration
+	// OnRebirth receives rebirth requests; nil drops them (they are
+	// still counted).
+	OnRebirth RebirthFunc
+	// Logger defaults to discarding.
+	Logger *slog.Logger
+	// Registerer receives the metrics; nil exports none.
+	Registerer prometheus.Registerer
+	// Now defaults to time.Now.
+	Now func() time.Time
+}
+
+// Decoder decodes Sparkplug B messages and keeps the edge nodes' state. It
+// is safe for concurrent use.
+type Decoder struct {
+	opts Options
+	log  *slog.Logger
+	m    *metrics
+
+	mu    sync.Mutex
+	nodes map[nodeKey]*node
+}
+
+type nodeKey struct{ group, edge string }
+
+// alias is one alias table entry.
+type alias struct {
+	Name     string `json:"name"`
+	Datatype uint32 `json:"datatype"`
+}
+
+// node is one edge node's state, guarded by its mu.
+type node struct {
+	mu       sync.Mutex
+	loaded   bool // the state file was looked for
+	born     bool // an NBIRTH was seen (or its tables loaded)
+	online   bool
+	seqKnown bool
+	seq      uint64
+	bdSeq    int64 // -1 when unknown
+	aliases  map[uint64]alias
+	devices  map[string]*device
+	lastReq  time.Time
+}
+
+type device struct {
+	online  bool
+	aliases map[uint64]alias
+}
+
+// New builds a Decoder. It does no I/O: state files are read when a node
+// is first seen.
+func New(opts Options) (*Decoder, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Decoder{opts: opts, log: opts.Logger, m: m, nodes: map[nodeKey]*node{}}, nil
+}
+
+// Decode decodes a message on a Sparkplug topic into the map rules see:
+// the topic's parts (group_id, message_type, edge_node_id, device_id),
+// timestamp, seq, uuid, body and metrics, a list of maps with name, alias,
+// timestamp, datatype and value (and is_historical, is_transient, is_null,
+// metadata, properties when set). A STATE payload is JSON and decodes to
+// host_id plus its fields.
+func (d *Decoder) Decode(topicName string, payload []byte) (any, error) {
+	t, err := ParseTopic(topicName)
+	if err != nil {
+		return nil, err
+	}
+	if t.Type == STATE {
+		var st map[string]any
+		if err := json.Unmarshal(payload, &st); err != nil {
+			return nil, fmt.Errorf("decoding STATE payload: %w", err)
+		}
+		st["message_type"], st["host_id"] = STATE, t.HostID
+		return st, nil
+	}
+	p, err := DecodePayload(payload)
+	if err != nil {
+		return nil, err
+	}
+	d.m.messages.WithLabelValues(t.Type).Inc()
+	n := d.node(t.Group, t.EdgeNode)
+	n.mu.Lock()
+	out, req, err := d.apply(n, t, p)
+	n.mu.Unlock()
+	if req != "" {
+		d.requestRebirth(t, req)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// node returns the state of an edge node, loading it on first sight.
+func (d *Decoder) node(group, edge string) *node {
+	k := nodeKey{group, edge}
+	d.mu.Lock()
+	n := d.nodes[k]
+	if n == nil {
+		n = &node{bdSeq: -1, devices: map[string]*device{}}
+		d.nodes[k] = n
+	}
+	d.mu.Unlock()
+	n.mu.Lock()
+	if !n.loaded {
+		n.loaded = true
+		if d.opts.StateDir != "" {
+			if err := d.load(group, edge, n); err != nil {
+				d.log.Warn("loading sparkplug alias tables", "group", group, "edge_node", edge, "error", err)
+			}
+		}
+	}
+	n.mu.Unlock()
+	return n
+}
+
+// apply updates n from one message and builds its decoded form. It
+// returns the reason to request a rebirth, if one is needed.
+func (d *Decoder) apply(n *node, t Topic, p *Payload) (map[string]any, string, error) {
+	var rebirth string
+	switch t.Type {
+	case NBIRTH:
+		n.born, n.seqKnown, n.seq = true, p.HasSeq, p.Seq
+		d.setOnline(n, nil, true)
+		for _, dv := range n.devices {
+			d.setOnline(n, dv, false)
+		}
+		n.devices = map[string]*device{}
+		n.aliases = birthAliases(p)
+		n.bdSeq = bdSeq(p)
+		n.lastReq = time.Time{}
+		d.persist(t, n)
+	case NDEATH:
+		if bs := bdSeq(p); bs >= 0 && n.bdSeq >= 0 && bs != n.bdSeq {
+			d.m.staleDeaths.Inc() // the death of an earlier session
+			break
+		}
+		d.setOnline(n, nil, false)
+		for _, dv := range n.devices {
+			d.setOnline(n, dv, false)
+		}
+		n.seqKnown = false
+	case NCMD, DCMD:
+		// Commands go to the node: no sequence, no state.
+	default:
+		rebirth = d.checkSeq(n, p)
+		if !n.born {
+			rebirth = "unknown node"
+		}
+		if t.Type == DBIRTH {
+			dv := n.devices[t.Device]
+			if dv == nil {
+				dv = &device{}
+				n.devices[t.Device] = dv
+			}
+			dv.aliases = birthAliases(p)
+			d.setOnline(n, dv, true)
+			d.persist(t, n)
+		} else if t.Type == DDEATH {
+			if dv := n.devices[t.Device]; dv != nil {
+				d.setOnline(n, dv, false)
+			}
+		}
+	}
+	var dev *device
+	if t.Device != "" {
+		dev = n.devices[t.Device]
+	}
+	metrics := make([]any, len(p.Metrics))
+	for i := range p.Metrics {
+		m := &p.Metrics[i]
+		name, dt := m.Name, m.Datatype
+		if m.HasAlias && (!m.HasName || dt == TypeUnknown) {
+			a, ok := lookup(n, dev, m.Alias)
+			if ok {
+				if !m.HasName {
+					name = a.Name
+				}
+				if dt == TypeUnknown {
+					dt = a.Datatype
+				}
+			} else if !m.HasName && t.Type != NDEATH {
+				d.m.unknownAliases.Inc()
+				if rebirth == "" {
+					rebirth = "unknown alias"
+				}
+			}
+		}
+		mm, err := m.metricMap(name, dt)
+		if err != nil {
+			return nil, rebirth, err
+		}
+		metrics[i] = mm
+	}
+	out := make(map[string]any, 10)
+	out["group_id"], out["message_type"], out["edge_node_id"] = t.Group, t.Type, t.EdgeNode
+	if t.Device != "" {
+		out["device_id"] = t.Device
+	}
+	if p.HasTimestamp {
+		out["timestamp"] = intValue(p.Timestamp)
+	}
+	if p.HasSeq {
+		out["seq"] = intValue(p.Seq)
+	}
+	if p.UUID != "" {
+		out["uuid"] = p.UUID
+	}
+	if p.Body != nil {
+		out["body"] = p.Body
+	}
+	out["metrics"] = metrics
+	return out, rebirth, nil
+}
+
+// checkSeq checks a message's seq against the node's last one (0-255,
+// wrapping) and returns "sequence gap" on a gap.
+func (d *Decoder) checkSeq(n *node, p *Payload) string {
+	if !p.HasSeq {
+		return ""
+	}
+	gap := n.seqKnown && p.Seq != (n.seq+1)%256
+	n.seq, n.seqKnown = p.Seq, true
+	if gap {
+		d.m.seqGaps.Inc()
+		return "sequence gap"
+	}
+	return ""
+}
+
+func lookup(n *node, dev *device, a uint64) (alias, bool) {
+	if dev != nil {
+		if x, ok := dev.aliases[a]; ok {
+			return x, true
+		}
+	}
+	x, ok := n.aliases[a]
+	return x, ok
+}
+
+// birthAliases builds the alias table of a birth certificate.
+func birthAliases(p *Payload) map[uint64]alias {
+	t := make(map[uint64]alias, len(p.Metrics))
+	for i := range p.Metrics {
+		m := &p.Metrics[i]
+		if m.HasAlias && m.HasName {
+			t[m.Alias] = alias{Name: m.Name, Datatype: m.Datatype}
+		}
+	}
+	return t
+}
+
+// bdSeq returns the bdSeq metric of a birth or death, or -1.
+func bdSeq(p *Payload) int64 {
+	for i := range p.Metrics {
+		if m := &p.Metrics[i]; m.Name == "bdSeq" && (m.Kind == 10 || m.Kind == 11) {
+			return int64(m.num)
+		}
+	}
+	return -1
+}
+
+// setOnline moves the node (dv nil) or device dv online or offline,
+// keeping the gauges right.
+func (d *Decoder) setOnline(n *node, dv *device, on bool) {
+	cur, g := &n.online, d.m.nodesOnline
+	if dv != nil {
+		cur, g = &dv.online, d.m.devicesOnline
+	}
+	if *cur == on {
+		return
+	}
+	*cur = on
+	if on {
+		g.Inc()
+	} else {
+		g.Dec()
+	}
+}
+
+// requestRebirth calls OnRebirth unless disabled or too recent.
+func (d *Decoder) requestRebirth(t Topic, reason string) {
+	if !d.opts.Rebirth {
+		return
+	}
+	n := d.node(t.Group, t.EdgeNode)
+	now := d.opts.Now()
+	n.mu.Lock()
+	if !n.lastReq.IsZero() && now.Sub(n.lastReq) < d.opts.RebirthInterval {
+		n.mu.Unlock()
+		return
+	}
+	n.lastReq = now
+	n.mu.Unlock()
+	d.m.rebirths.WithLabelValues(reason).Inc()
+	d.log.Info("requesting sparkplug rebirth", "group", t.Group, "edge_node", t.EdgeNode, "reason", reason)
+	if d.opts.OnRebirth != nil {
+		d.opts.OnRebirth(RebirthRequest{
+			Group: t.Group, EdgeNode: t.EdgeNode, Reason: reason,
+			Topic: RebirthTopic(t.Group, t.EdgeNode), Payload: RebirthPayload(uint64(now.UnixMilli())),
+		})
+	}
+}
+
+// Online reports whether an edge node (device "") or one of its devices
+// is online: born and not dead since.
+func (d *Decoder) Online(group, edge, device string) bool {
+	d.mu.Lock()
+	n := d.nodes[nodeKey{group, edge}]
+	d.mu.Unlock()
+	if n == nil {
+		return false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if device == "" {
+		return n.online
+	}
+	dv := n.devices[device]
+	return dv != nil && dv.online
+}
