@@ -69,6 +69,28 @@ type Config struct {
 	// QoS 1/2 message before rejecting it with 0x97 (v5) or disconnecting
 	// (3.1.1). Default: 0 (wait indefinitely; the consumer decides).
 	RejectWait time.Duration `koanf:"reject_wait"`
+	// Store chooses where sessions, their queued messages and retained
+	// messages are kept.
+	Store StoreConfig `koanf:"store"`
+}
+
+// Store types, the values of StoreConfig.Type.
+const (
+	StoreMemory = "memory"
+	StoreDisk   = "disk"
+)
+
+// StoreConfig is the broker's session store. The broker only reads Type
+// and Dir to validate them; the process wiring (cmd) opens the store.
+type StoreConfig struct {
+	// Type is disk (a bbolt file: sessions, queued QoS 1/2 messages and
+	// retained messages survive restarts and kill -9; a QoS 1/2 message
+	// queued for an offline session or retained is acknowledged only
+	// once written) or memory (lost on restart). Default: disk.
+	Type string `koanf:"type"`
+	// Dir is the directory of the disk store. Default: "" (the broker
+	// directory inside ingest.data_dir).
+	Dir string `koanf:"dir"`
 }
 
 // ListenerConfig is one network listener: its transport settings (name,
@@ -97,6 +119,7 @@ func DefaultConfig() Config {
 		ConnectTimeout:    10 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		ShutdownTimeout:   10 * time.Second,
+		Store:             StoreConfig{Type: StoreDisk},
 	}
 }
 
@@ -160,6 +183,15 @@ func (c Config) Validate() []error {
 		case d.positive && d.d == 0:
 			add(d.name, "must be positive")
 		}
+	}
+	switch c.Store.Type {
+	case StoreDisk:
+	case StoreMemory:
+		if c.Store.Dir != "" {
+			add("store.dir", "set, but store.type is memory")
+		}
+	default:
+		add("store.type", "unknown store %q (want disk or memory)", c.Store.Type)
 	}
 	if c.MaxSessionExpiry > 0 && c.MaxSessionExpiry < time.Second {
 		add("max_session_expiry", "must be 0 or at least 1s")

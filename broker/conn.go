@@ -52,6 +52,9 @@ type conn struct {
 	inMu sync.Mutex // guards in
 	in   *inQueue   // allocated on the first PUBLISH handed to a consumer
 
+	durMu   sync.Mutex // guards durAcks; before storeState.mu and outMu
+	durAcks []durAck   // acks waiting for a store flush, in order
+
 	outMu sync.Mutex // guards out
 	out   outState
 	wwg   sync.WaitGroup // the writer goroutine

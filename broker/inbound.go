@@ -291,6 +291,10 @@ func (c *conn) complete(in *inbound, reader bool) {
 	// 3.1.1 has no negative ack for a denied message: ack it and drop it
 	// [MQTT-3.3.5-2]; v5 gets 0x87 like a rejection.
 	denied := in.state == stateDenied
+	if in.state == stateAccepted && m.QoS > 0 && c.s.store != nil {
+		c.completeDurable(in, reader)
+		return
+	}
 	if in.state == stateAccepted || (denied && c.version != packet.Version5) {
 		switch m.QoS {
 		case 1:

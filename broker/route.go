@@ -22,6 +22,7 @@ type routeCtx struct {
 	// waitUntil bounds all waiting for one message (unix ns, 0: not yet).
 	waitUntil int64
 	pacer     *conn // !wait: the publisher to pace instead (may be nil)
+	durable   bool  // queued for an offline session: ack after the store
 }
 
 var routePool = sync.Pool{New: func() any { return new(routeCtx) }}
@@ -50,15 +51,16 @@ func (rc *routeCtx) encoded(version byte, retain bool) []byte {
 // client id, for the No Local option. When a QoS 0 message meets the full
 // buffer of a subscriber that is reading, route waits for room if wait is
 // set; otherwise it drops the message and asks pacer's reader to wait
-// before it reads on.
-func (s *Server) route(m *Message, from string, wait bool, pacer *conn) {
+// before it reads on. It reports whether m was queued for an offline
+// session while a store is configured.
+func (s *Server) route(m *Message, from string, wait bool, pacer *conn) bool {
 	expiry, alive := remainingExpiry(m, time.Now())
 	if !alive {
 		s.stats.drop(dropExpired)
-		return
+		return false
 	}
 	rc := routePool.Get().(*routeCtx)
-	rc.m, rc.expiry, rc.wait, rc.pacer, rc.waitUntil = m, expiry, wait, pacer, 0
+	rc.m, rc.expiry, rc.wait, rc.pacer, rc.waitUntil, rc.durable = m, expiry, wait, pacer, 0, false
 	rc.subs = s.subs.Match(sbytes(m.Topic), rc.subs[:0])
 	for subs := rc.subs; len(subs) > 0; {
 		n := topic.NextGroup(subs)
@@ -72,6 +74,7 @@ func (s *Server) route(m *Message, from string, wait bool, pacer *conn) {
 		}
 		s.deliverTo(rc, &sub)
 	}
+	durable := rc.durable
 	rc.m, rc.pacer = nil, nil
 	clear(rc.subs)
 	rc.encOK = [2][2]bool{}
@@ -86,6 +89,7 @@ func (s *Server) route(m *Message, from string, wait bool, pacer *conn) {
 		rc.subs = nil
 	}
 	routePool.Put(rc)
+	return durable
 }
 
 // deliverTo sends the message being routed to one subscription.
@@ -98,7 +102,9 @@ func (s *Server) deliverTo(rc *routeCtx, sub *topic.Sub) {
 	qos := min(m.QoS, sub.QoS)
 	retain := m.Retain && sub.RetainAsPublished
 	if qos > 0 {
-		ss.enqueue(s, m, qos, retain, sub.ID)
+		if ss.enqueue(s, m, qos, retain, sub.ID) {
+			rc.durable = true
+		}
 		return
 	}
 	c := ss.conn.Load()

@@ -86,7 +86,8 @@ func New(cfg Config, opts Options) (*Server, error) {
 		conns:    make(map[*conn]struct{}),
 	}
 	s.sessions.init()
-	s.storeSt = storeState{dirty: make(map[string]*session), deleted: make(map[string]struct{}), retain: make(map[string]struct{})}
+	s.storeSt = storeState{dirty: make(map[string]*session), deleted: make(map[string]struct{}), retain: make(map[string]struct{}),
+		waiters: make(map[*conn]struct{}), kick: make(chan struct{}, 1)}
 	s.online = s.isOnline
 	if opts.Registerer != nil {
 		if err := opts.Registerer.Register(collector{s}); err != nil {
@@ -319,8 +320,12 @@ func (s *Server) Publish(m *Message) error {
 // deliverAccepted applies an accepted message: it updates the retained
 // store and routes the message to subscribers. from is the publishing
 // client id (for No Local), "" for server-injected messages. wait and
-// pacer say how QoS 0 routing paces the caller (see route).
-func (s *Server) deliverAccepted(m *Message, from string, wait bool, pacer *conn) {
+// pacer say how QoS 0 routing paces the caller (see route). It reports
+// whether the message changed durable state (a retained message, a queue
+// of an offline session) while a store is configured: a QoS 1/2 ack then
+// waits for the next store flush.
+func (s *Server) deliverAccepted(m *Message, from string, wait bool, pacer *conn) bool {
+	durable := false
 	if m.Retain {
 		if len(m.Payload) == 0 {
 			s.retained.Delete(m.Topic)
@@ -328,6 +333,7 @@ func (s *Server) deliverAccepted(m *Message, from string, wait bool, pacer *conn
 			s.retained.Set(m.Topic, m)
 		}
 		s.markRetained(m.Topic)
+		durable = s.store != nil
 	}
-	s.route(m, from, wait, pacer)
+	return s.route(m, from, wait, pacer) || durable
 }

@@ -40,6 +40,7 @@ type session struct {
 	will      *Message // delayed will waiting for willTimer
 	willTimer *time.Timer
 	expTimer  *time.Timer
+	offlineAt time.Time // when the client left; zero while connected
 }
 
 // delivery is one outbound QoS 1/2 message for a session.
@@ -153,6 +154,7 @@ func (s *Server) attach(c *conn, clean bool, expiry uint32, connack func(present
 		ss.will = nil // a new connection cancels a delayed will [MQTT-3.1.3-9]
 		ss.expiry, ss.connectExpiry = expiry, expiry
 		c.sess = ss
+		ss.offlineAt = time.Time{}
 		ss.conn.Store(c)
 		connack(present)
 		if present {
@@ -178,6 +180,7 @@ func (s *Server) detach(c *conn) {
 	ss.mu.Lock()
 	if ss.conn.Load() == c {
 		ss.conn.Store(nil)
+		ss.offlineAt = time.Now()
 		ss.gen++
 		will := c.will
 		if ss.ended || ss.expiry == 0 {
@@ -299,7 +302,9 @@ func (ss *session) qlen() int { return len(ss.queue) - ss.qhead }
 // enqueue delivers a QoS 1/2 message to the session: sent at once when
 // the client is online and the inflight window has room, queued otherwise
 // (bounded by MaxQueuedMessages and MaxQueuedBytes; beyond them dropped).
-func (ss *session) enqueue(s *Server, m *Message, qos byte, retain bool, subID uint32) {
+// It reports whether the message was queued for an offline session while
+// a store is configured: the publisher's ack then waits for the store.
+func (ss *session) enqueue(s *Server, m *Message, qos byte, retain bool, subID uint32) bool {
 	d := delivery{msg: m, qos: qos, subID: subID}
 	if retain {
 		d.flags |= dRetain
@@ -307,16 +312,17 @@ func (ss *session) enqueue(s *Server, m *Message, qos byte, retain bool, subID u
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.ended {
-		return
+		return false
 	}
 	s.markDirty(ss)
-	if c := ss.conn.Load(); c != nil && ss.qlen() == 0 && len(ss.inflight) < c.window {
+	c := ss.conn.Load()
+	if c != nil && ss.qlen() == 0 && len(ss.inflight) < c.window {
 		ss.sendLocked(s, c, d)
-		return
+		return false
 	}
 	if ss.qlen() >= s.cfg.MaxQueuedMessages || ss.queuedBytes+len(m.Payload) > s.cfg.MaxQueuedBytes {
 		s.stats.drop(dropQueueFull)
-		return
+		return false
 	}
 	if ss.qhead > 0 && ss.qhead >= len(ss.queue)/2 {
 		n := copy(ss.queue, ss.queue[ss.qhead:])
@@ -325,6 +331,7 @@ func (ss *session) enqueue(s *Server, m *Message, qos byte, retain bool, subID u
 	}
 	ss.queue = append(ss.queue, d)
 	ss.queuedBytes += len(m.Payload)
+	return c == nil && s.store != nil
 }
 
 // sendLocked assigns a packet id and sends d, keeping it inflight.

@@ -57,6 +57,9 @@ type StoredSession struct {
 	// InboundQoS2 lists the packet ids of QoS 2 messages accepted from the
 	// client (PUBREC sent) and not yet released by PUBREL.
 	InboundQoS2 []uint16
+	// OfflineSince is when the client disconnected; zero if it was
+	// connected when saved (its expiry then counts from the restart).
+	OfflineSince time.Time
 }
 
 // StoredDelivery is one outbound QoS 1/2 message of a session.
@@ -79,6 +82,9 @@ type storeState struct {
 	dirty   map[string]*session
 	deleted map[string]struct{}
 	retain  map[string]struct{}
+	started uint64             // flushes started
+	waiters map[*conn]struct{} // connections with acks waiting (durable.go)
+	kick    chan struct{}      // flush now: an ack waits (capacity 1)
 }
 
 // markDirty records that ss changed. The per-session flag keeps the
@@ -124,7 +130,36 @@ func (s *Server) flushStore(ctx context.Context) error {
 	st.mu.Lock()
 	dirty, deleted, retain := st.dirty, st.deleted, st.retain
 	st.dirty, st.deleted, st.retain = make(map[string]*session), make(map[string]struct{}), make(map[string]struct{})
+	st.started++
+	flush := st.started
 	st.mu.Unlock()
+	if err := s.saveChanges(ctx, dirty, deleted, retain); err != nil {
+		// Keep the changes for the next attempt; waiting acks stay.
+		st.mu.Lock()
+		for id, ss := range dirty {
+			if _, ok := st.dirty[id]; !ok && !ss.ended {
+				ss.dirty.Store(true)
+				st.dirty[id] = ss
+			}
+		}
+		for id := range deleted {
+			if _, ok := st.dirty[id]; !ok {
+				st.deleted[id] = struct{}{}
+			}
+		}
+		for t := range retain {
+			st.retain[t] = struct{}{}
+		}
+		st.mu.Unlock()
+		return err
+	}
+	s.releaseAcks(flush)
+	return nil
+}
+
+// saveChanges snapshots the changed sessions and retained topics and
+// hands them to the store as one batch.
+func (s *Server) saveChanges(ctx context.Context, dirty map[string]*session, deleted, retain map[string]struct{}) error {
 	var b StoreBatch
 	for id := range deleted {
 		b.DeletedSessions = append(b.DeletedSessions, id)
@@ -156,7 +191,7 @@ func (s *Server) snapshot(ss *session) (StoredSession, bool) {
 		ss.mu.Unlock()
 		return StoredSession{}, false
 	}
-	out := StoredSession{ClientID: ss.id, Expiry: ss.expiry}
+	out := StoredSession{ClientID: ss.id, Expiry: ss.expiry, OfflineSince: ss.offlineAt}
 	for _, d := range ss.inflight {
 		out.Outbound = append(out.Outbound, storedDelivery(d))
 	}
@@ -192,8 +227,22 @@ func (s *Server) restore(ctx context.Context) error {
 			s.retained.Set(m.Topic, m)
 		}
 	}
+	now := time.Now()
 	for _, st := range state.Sessions {
-		ss := &session{id: st.ClientID, expiry: st.Expiry, connectExpiry: st.Expiry}
+		remaining := st.Expiry
+		if st.Expiry != expiryNever && !st.OfflineSince.IsZero() {
+			gone := now.Sub(st.OfflineSince)
+			if gone >= time.Duration(st.Expiry)*time.Second {
+				// Expired while the broker was down.
+				s.storeSt.deleted[st.ClientID] = struct{}{}
+				continue
+			}
+			remaining = st.Expiry - uint32(gone/time.Second)
+		}
+		ss := &session{id: st.ClientID, expiry: st.Expiry, connectExpiry: st.Expiry, offlineAt: st.OfflineSince}
+		if ss.offlineAt.IsZero() {
+			ss.offlineAt = now
+		}
 		for _, sd := range st.Outbound {
 			d := delivery{msg: sd.Message, qos: sd.QoS, subID: sd.SubID, pid: sd.PacketID}
 			if sd.Retain {
@@ -232,7 +281,7 @@ func (s *Server) restore(ctx context.Context) error {
 		sh.m[ss.id] = ss
 		ss.mu.Lock()
 		if ss.expiry != expiryNever {
-			ss.expTimer = s.sessionTimer(ss, ss.expiry, true)
+			ss.expTimer = s.sessionTimer(ss, remaining, true)
 		}
 		ss.mu.Unlock()
 		sh.mu.Unlock()
@@ -250,6 +299,12 @@ func (s *Server) runStore(stop <-chan struct{}) {
 	for {
 		select {
 		case <-t.C:
+			if err := s.flushStore(s.baseCtx); err != nil {
+				s.log.Error("saving broker state", "err", err)
+			}
+		case <-s.storeSt.kick:
+			// Acks wait: flush now. Acks registered during this flush
+			// share the next one.
 			if err := s.flushStore(s.baseCtx); err != nil {
 				s.log.Error("saving broker state", "err", err)
 			}

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"sort"
 	"sync"
 	"syscall"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/sluicehq/sluice/broker"
 	"github.com/sluicehq/sluice/broker/auth"
+	"github.com/sluicehq/sluice/broker/store"
 	"github.com/sluicehq/sluice/ingest"
 	"github.com/sluicehq/sluice/internal/admin"
 	"github.com/sluicehq/sluice/rules"
@@ -35,6 +37,7 @@ type app struct {
 	reg      *prometheus.Registry
 	broker   *broker.Server
 	auth     *auth.Auth
+	store    *lazyStore // nil: broker state in memory
 	pipeline *ingest.Pipeline
 	admin    *admin.Server
 }
@@ -89,8 +92,19 @@ func newApp(cfg Config, path string, environ []string, log *slog.Logger) (*app, 
 		return nil, err
 	}
 	a.auth = au
+	if cfg.Broker.Store.Type == broker.StoreDisk {
+		dir := cfg.Broker.Store.Dir
+		if dir == "" {
+			dir = filepath.Join(cfg.Ingest.DataDir, "broker")
+		}
+		a.store = &lazyStore{dir: dir}
+	}
+	var bstore broker.SessionStore // a nil *lazyStore must stay a nil interface
+	if a.store != nil {
+		bstore = a.store
+	}
 	srv, err := broker.New(cfg.Broker, broker.Options{
-		Logger: log.With("component", "broker"), Registerer: reg, Consumer: p, Auth: au,
+		Logger: log.With("component", "broker"), Registerer: reg, Consumer: p, Auth: au, Store: bstore,
 	})
 	if err != nil {
 		closeSinks(sinkSet)
@@ -171,6 +185,9 @@ func (a *app) run(ctx context.Context) error {
 		a.reloadOnHangup(actx)
 	}()
 	brokerErr := a.broker.Serve(ctx)
+	if err := a.store.Close(); err != nil && brokerErr == nil {
+		brokerErr = err
+	}
 	stopPipeline()
 	stopAdmin()
 	wg.Wait()
@@ -216,6 +233,36 @@ func (a *app) reloadOnHangup(ctx context.Context) {
 		v := a.rules.Version()
 		a.log.Info("rules reloaded", "version", v.Hash)
 	}
+}
+
+// lazyStore opens the broker's disk store on Load (New does no I/O) and
+// closes it when the app ends.
+type lazyStore struct {
+	dir  string
+	disk *store.Disk
+}
+
+// Load implements broker.SessionStore.
+func (l *lazyStore) Load(ctx context.Context) (broker.StoredState, error) {
+	if l.disk == nil {
+		d, err := store.Open(l.dir)
+		if err != nil {
+			return broker.StoredState{}, err
+		}
+		l.disk = d
+	}
+	return l.disk.Load(ctx)
+}
+
+// Save implements broker.SessionStore.
+func (l *lazyStore) Save(ctx context.Context, b broker.StoreBatch) error { return l.disk.Save(ctx, b) }
+
+// Close closes the store if it was opened.
+func (l *lazyStore) Close() error {
+	if l == nil || l.disk == nil {
+		return nil
+	}
+	return l.disk.Close()
 }
 
 func closeSinks(set map[string]sinks.Sink) {
