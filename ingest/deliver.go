@@ -130,17 +130,11 @@ func (p *Pipeline) refuse(outs []Output, ack func(error), code byte, reason stri
 
 func (p *Pipeline) deliverSpool(ctx context.Context, m *broker.Message, outs []Output, ack func(error)) {
 	rec := appendRecord(make([]byte, 0, 64+len(m.Topic)+len(m.Payload)), m, outs)
-	actx := ctx
-	if p.cfg.Spool.BlockTimeout > 0 {
-		var cancel context.CancelFunc
-		actx, cancel = context.WithTimeout(ctx, p.cfg.Spool.BlockTimeout)
-		defer cancel()
-	}
 	flows := make([]*flow, len(outs))
 	for i := range outs {
 		flows[i] = p.acct.flow(outs[i].Rule, outs[i].Sink)
 	}
-	err := p.spool.Append(actx, rec, func(_ uint64, err error) {
+	err := p.spool.AppendWait(ctx, rec, p.cfg.Spool.BlockTimeout, func(_ uint64, err error) {
 		if err != nil {
 			p.log.Error("spool write failed", "error", err)
 			p.acct.rejected.Add(1)
@@ -154,7 +148,7 @@ func (p *Pipeline) deliverSpool(ctx context.Context, m *broker.Message, outs []O
 	})
 	if err != nil {
 		code, reason := byte(codeUnspecified), "spool unavailable"
-		if errors.Is(err, context.DeadlineExceeded) {
+		if errors.Is(err, spool.ErrWaitTimeout) || errors.Is(err, context.DeadlineExceeded) {
 			code, reason = codeQuotaExceeded, "spool full"
 		}
 		p.refuse(outs, ack, code, reason)
@@ -239,7 +233,7 @@ func (p *Pipeline) feed(ctx context.Context, r *runner, c *spool.Cursor) {
 			}
 			continue
 		}
-		dec, err := decodeRecord(rec.Data)
+		dec, err := decodeOwnedRecord(rec.Data)
 		if err != nil {
 			p.log.Error("skipping undecodable spool record", "sink", r.name, "offset", rec.Offset, "error", err)
 			p.acct.corrupt.Add(1)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unsafe"
 
 	"github.com/sluicehq/sluice/broker"
 )
@@ -82,8 +83,9 @@ func appendRecord(b []byte, m *broker.Message, outs []Output) []byte {
 var errShortRecord = errors.New("record truncated")
 
 type recordReader struct {
-	b   []byte
-	err error
+	b     []byte
+	err   error
+	alias bool // strings and slices point into b instead of copying
 }
 
 func (r *recordReader) byte() byte {
@@ -138,7 +140,24 @@ func (r *recordReader) bytes() []byte {
 	return s
 }
 
-func (r *recordReader) string() string { return string(r.bytes()) }
+func (r *recordReader) string() string {
+	b := r.bytes()
+	if r.alias {
+		if len(b) == 0 {
+			return ""
+		}
+		return unsafe.String(unsafe.SliceData(b), len(b))
+	}
+	return string(b)
+}
+
+// copyBytes returns b, copied unless the reader aliases.
+func (r *recordReader) copyBytes(b []byte) []byte {
+	if r.alias {
+		return b
+	}
+	return append([]byte{}, b...)
+}
 
 // count reads a collection length, rejecting counts the remaining bytes
 // cannot possibly hold (each element takes at least min bytes).
@@ -153,7 +172,17 @@ func (r *recordReader) count(min int) int {
 
 // decodeRecord decodes a spooled record. The result does not alias b.
 func decodeRecord(b []byte) (*record, error) {
-	r := recordReader{b: b}
+	return decodeRecordFrom(recordReader{b: b})
+}
+
+// decodeOwnedRecord decodes a record whose bytes the caller owns and never
+// modifies (what spool.Cursor.Next returns): strings and slices of the
+// result point into b, saving a copy of everything on the read path.
+func decodeOwnedRecord(b []byte) (*record, error) {
+	return decodeRecordFrom(recordReader{b: b, alias: true})
+}
+
+func decodeRecordFrom(r recordReader) (*record, error) {
 	if v := r.byte(); r.err == nil && v != recordVersion {
 		return nil, fmt.Errorf("decoding spooled record: unknown version %d", v)
 	}
@@ -173,7 +202,11 @@ func decodeRecord(b []byte) (*record, error) {
 			m.UserProperties[i] = broker.UserProperty{Name: r.string(), Value: r.string()}
 		}
 	}
-	m.Payload = append([]byte(nil), r.bytes()...)
+	if p := r.bytes(); r.alias {
+		m.Payload = p
+	} else {
+		m.Payload = append([]byte(nil), p...)
+	}
 	if n := r.count(9); n > 0 {
 		rec.outputs = make([]Output, n)
 		for i := range rec.outputs {
@@ -188,10 +221,10 @@ func decodeRecord(b []byte) (*record, error) {
 			of := r.byte()
 			o.Retain = of&1 != 0
 			if of&2 != 0 {
-				o.Key = append([]byte{}, key...)
+				o.Key = r.copyBytes(key)
 			}
 			if of&4 != 0 {
-				o.Value = append([]byte{}, val...)
+				o.Value = r.copyBytes(val)
 			}
 			o.Mode = Mode(r.string())
 		}

@@ -35,6 +35,17 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 }
 
+func TestOwnedRecordRoundTrip(t *testing.T) {
+	m, outs := sampleRecord()
+	rec, err := decodeOwnedRecord(appendRecord(nil, m, outs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(&rec.msg, m) || !reflect.DeepEqual(rec.outputs, outs) {
+		t.Errorf("owned decode differs: %+v %+v", rec.msg, rec.outputs)
+	}
+}
+
 func TestRecordTruncatedIsError(t *testing.T) {
 	m, outs := sampleRecord()
 	b := appendRecord(nil, m, outs)

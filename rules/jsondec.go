@@ -486,11 +486,34 @@ type JSONDecoder struct{}
 
 var _ ingest.Decoder = JSONDecoder{}
 
+// ErrNotJSON is the decode error of a payload that cannot start a JSON
+// value (binary telemetry, say): a shared value, so such payloads cost no
+// error formatting on the hot path.
+var ErrNotJSON = errors.New("decoding JSON payload: not JSON")
+
 // Decode implements ingest.Decoder.
 func (JSONDecoder) Decode(_ string, payload []byte) (any, error) {
+	if !mayStartJSON(payload) {
+		return nil, ErrNotJSON
+	}
 	v, err := DecodeJSON(payload)
 	if err != nil {
 		return nil, fmt.Errorf("decoding JSON payload: %w", err)
 	}
 	return v, nil
+}
+
+// mayStartJSON reports whether b's first non-space byte can begin a JSON
+// value.
+func mayStartJSON(b []byte) bool {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case '{', '[', '"', '-', 't', 'f', 'n', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+			return true
+		}
+		return false
+	}
+	return false
 }

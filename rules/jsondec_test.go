@@ -79,3 +79,16 @@ func TestDecodeJSONNumbers(t *testing.T) {
 		}
 	}
 }
+
+func TestJSONDecoderNotJSON(t *testing.T) {
+	for _, in := range []string{"", "   ", "\x00\x01binary", "hello", "<xml/>"} {
+		if _, err := (JSONDecoder{}).Decode("t", []byte(in)); err != ErrNotJSON {
+			t.Errorf("Decode(%q) err = %v, want ErrNotJSON", in, err)
+		}
+	}
+	for _, in := range []string{` {"a":1}`, "[1]", `"s"`, "-1", "true", "null", "7"} {
+		if _, err := (JSONDecoder{}).Decode("t", []byte(in)); err != nil {
+			t.Errorf("Decode(%q) = %v", in, err)
+		}
+	}
+}

@@ -171,6 +171,18 @@ func lockDir(dir string) (*os.File, error) {
 // the spool is closed or failed, rec is too large, or ctx ends while it
 // waits.
 func (s *Spool) Append(ctx context.Context, rec []byte, done func(off uint64, err error)) error {
+	return s.AppendWait(ctx, rec, 0, done)
+}
+
+// ErrWaitTimeout is returned by AppendWait when the spool had no room
+// within maxWait.
+var ErrWaitTimeout = errors.New("no spool space within the wait limit")
+
+// AppendWait is Append with a bound on how long it waits for space
+// (maxWait > 0), returning ErrWaitTimeout when it runs out. The timer is
+// only started when Append has to wait, so the common path costs nothing.
+func (s *Spool) AppendWait(ctx context.Context, rec []byte, maxWait time.Duration, done func(off uint64, err error)) error {
+	var timeout <-chan time.Time
 	if len(rec) > s.opts.MaxRecordBytes {
 		return fmt.Errorf("appending %d bytes (limit %d): %w", len(rec), s.opts.MaxRecordBytes, ErrTooLarge)
 	}
@@ -198,12 +210,19 @@ func (s *Spool) Append(ctx context.Context, rec []byte, done func(off uint64, er
 			s.blocked.Add(1)
 			s.kickMaintainer()
 		}
+		if maxWait > 0 && timeout == nil {
+			t := time.NewTimer(maxWait)
+			defer t.Stop()
+			timeout = t.C
+		}
 		var err error
 		select {
 		case <-ch:
 		case <-s.closedCh:
 		case <-ctx.Done():
 			err = ctx.Err()
+		case <-timeout:
+			err = ErrWaitTimeout
 		}
 		if !diskOK {
 			s.blocked.Add(-1)
