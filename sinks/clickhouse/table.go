@@ -26,6 +26,7 @@ type ConfigError struct {
 	Problems []string
 }
 
+// Error lists the problems after the table's name.
 func (e *ConfigError) Error() string {
 	return fmt.Sprintf("table %s: %s", e.Table, strings.Join(e.Problems, "; "))
 }
