@@ -37,7 +37,8 @@ type Options struct {
 	StateDir string
 	// Rebirth enables rebirth requests.
 	Rebirth bool
-	// RebirthInterval is the least time between two requests to a node.
+	// RebirthInterval is the least time between two requests to a node;
+	// 0 means 10s.
 	RebirthInterval time.Duration
 	// OnRebirth receives rebirth requests; nil drops them (they are
 	// still counted).
@@ -96,6 +97,9 @@ func New(opts Options) (*Decoder, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.RebirthInterval == 0 {
+		opts.RebirthInterval = 10 * time.Second
 	}
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {

@@ -64,8 +64,8 @@ func TypeName(dt uint32) string {
 // scalar converts a raw value of Metric oneof field kind (10 int_value …
 // 16 bytes_value) to the rules' value types as datatype dt says.
 func scalar(dt uint32, kind protowire.Number, u uint64, raw []byte) (any, error) {
-	switch kind {
-	case 10:
+	if kind == 10 || kind == 11 {
+		// Signed types are two's complement in either field width.
 		switch dt {
 		case TypeInt8:
 			return int64(int8(u)), nil
@@ -73,14 +73,17 @@ func scalar(dt uint32, kind protowire.Number, u uint64, raw []byte) (any, error)
 			return int64(int16(u)), nil
 		case TypeInt32:
 			return int64(int32(u)), nil
-		}
-		return int64(uint32(u)), nil
-	case 11:
-		switch dt {
 		case TypeInt64, TypeDateTime:
 			return int64(u), nil
+		case TypeUInt8, TypeUInt16, TypeUInt32:
+			return int64(uint32(u)), nil
+		}
+		if kind == 10 {
+			return int64(uint32(u)), nil
 		}
 		return intValue(u), nil
+	}
+	switch kind {
 	case 12:
 		return float64(math.Float32frombits(uint32(u))), nil
 	case 13:
