@@ -117,3 +117,36 @@ func TestStoreForgetsEndedSessions(t *testing.T) {
 		t.Fatalf("ended session still stored: %+v", s)
 	}
 }
+
+// TestSessionExpiryAcrossRestart checks that the time a session spent
+// offline before a restart counts toward its expiry, and that the restore
+// deletes a session that expired while the broker was down.
+func TestSessionExpiryAcrossRestart(t *testing.T) {
+	tests := []struct {
+		name        string
+		downFor     time.Duration
+		wantPresent bool
+	}{
+		{"still valid", 0, true},
+		{"expired while down", 2500 * time.Millisecond, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			store := NewMemoryStore()
+			addr, stop := runServer(t, store)
+			c := dialRaw(t, addr, packet.Version5)
+			c.connect(&packet.Connect{ClientID: []byte("exp"), CleanStart: true, Props: withExpiry(2)})
+			c.send(&packet.Disconnect{})
+			c.expectClosed(-1)
+			stop()
+			time.Sleep(tc.downFor)
+			addr, stop = runServer(t, store)
+			defer stop()
+			c = dialRaw(t, addr, packet.Version5)
+			ca := c.connect(&packet.Connect{ClientID: []byte("exp"), Props: withExpiry(2)})
+			if ca.SessionPresent != tc.wantPresent {
+				t.Fatalf("session present %v, want %v", ca.SessionPresent, tc.wantPresent)
+			}
+		})
+	}
+}
