@@ -1,0 +1,49 @@
+package sparkplug
+
+import (
+	"testing"
+)
+
+func seeds(f *testing.F) {
+	f.Add(nbirth(f))
+	f.Add(enc(f, 7, OutMetric{Alias: 1, HasAlias: true, Value: float32(1)}, OutMetric{Name: "s", Datatype: TypeString, Value: "x"}))
+	f.Add(complexPayload())
+	f.Add([]byte{})
+	f.Add([]byte{0x12, 0x02, 0x82, 0x01})
+}
+
+// FuzzDecodePayload checks that no input makes the wire decoder panic and
+// that a decoded payload's metrics all convert.
+func FuzzDecodePayload(f *testing.F) {
+	seeds(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := DecodePayload(b)
+		if err != nil {
+			return
+		}
+		for i := range p.Metrics {
+			for dt := uint32(0); dt <= TypeDateTimeArray+1; dt++ {
+				_, _ = p.Metrics[i].metricMap("x", dt)
+			}
+		}
+	})
+}
+
+// FuzzDecoder feeds the stateful decoder a birth, then the input as data
+// on node and device topics.
+func FuzzDecoder(f *testing.F) {
+	seeds(f)
+	d, err := New(Options{Rebirth: true})
+	if err != nil {
+		f.Fatal(err)
+	}
+	birth := nbirth(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, topic := range []string{"spBv1.0/g/NDATA/e", "spBv1.0/g/DBIRTH/e/d", "spBv1.0/g/DDATA/e/d", "spBv1.0/g/NDEATH/e", "spBv1.0/g/NBIRTH/e"} {
+			_, _ = d.Decode(topic, b)
+		}
+		if _, err := d.Decode("spBv1.0/g/NBIRTH/e", birth); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
