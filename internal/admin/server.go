@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -71,6 +72,12 @@ func New(cfg Config, log *slog.Logger, gatherer prometheus.Gatherer) *Server {
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 	})
 	s.mux.HandleFunc("GET /readyz", s.ready)
+	// Profiles, behind the token like the APIs.
+	s.mux.Handle("/debug/pprof/", s.auth(http.HandlerFunc(pprof.Index)))
+	s.mux.Handle("/debug/pprof/cmdline", s.auth(http.HandlerFunc(pprof.Cmdline)))
+	s.mux.Handle("/debug/pprof/profile", s.auth(http.HandlerFunc(pprof.Profile)))
+	s.mux.Handle("/debug/pprof/symbol", s.auth(http.HandlerFunc(pprof.Symbol)))
+	s.mux.Handle("/debug/pprof/trace", s.auth(http.HandlerFunc(pprof.Trace)))
 	return s
 }
 
