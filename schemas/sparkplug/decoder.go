@@ -108,6 +108,10 @@ func New(opts Options) (*Decoder, error) {
 	return &Decoder{opts: opts, log: opts.Logger, m: m, nodes: map[nodeKey]*node{}}, nil
 }
 
+// payloads recycles decoded payloads: their metrics are copied into the
+// maps Decode returns.
+var payloads sync.Pool
+
 // Decode decodes a message on a Sparkplug topic into the map rules see:
 // the topic's parts (group_id, message_type, edge_node_id, device_id),
 // timestamp, seq, uuid, body and metrics, a list of maps with name, alias,
@@ -127,8 +131,16 @@ func (d *Decoder) Decode(topicName string, payload []byte) (any, error) {
 		st["message_type"], st["host_id"] = STATE, t.HostID
 		return st, nil
 	}
-	p, err := DecodePayload(payload)
-	if err != nil {
+	p, _ := payloads.Get().(*Payload)
+	if p == nil {
+		p = &Payload{}
+	}
+	defer func() {
+		clear(p.Metrics) // drop references into this message
+		*p = Payload{Metrics: p.Metrics[:0]}
+		payloads.Put(p)
+	}()
+	if err := p.decode(payload); err != nil {
 		return nil, err
 	}
 	d.m.messages.WithLabelValues(t.Type).Inc()

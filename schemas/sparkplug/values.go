@@ -53,6 +53,23 @@ var typeNames = [...]string{"Unknown", "Int8", "Int16", "Int32", "Int64", "UInt8
 	"Int64Array", "UInt8Array", "UInt16Array", "UInt32Array", "UInt64Array", "FloatArray",
 	"DoubleArray", "BooleanArray", "StringArray", "DateTimeArray"}
 
+// typeNameValues holds the names boxed once: storing one in a map
+// allocates nothing.
+var typeNameValues = func() []any {
+	v := make([]any, len(typeNames))
+	for i, n := range typeNames {
+		v[i] = n
+	}
+	return v
+}()
+
+func typeNameValue(dt uint32) any {
+	if int(dt) < len(typeNameValues) {
+		return typeNameValues[dt]
+	}
+	return TypeName(dt)
+}
+
 // TypeName returns the specification's name of datatype dt.
 func TypeName(dt uint32) string {
 	if int(dt) < len(typeNames) {
@@ -194,7 +211,7 @@ func (m *Metric) metricMap(name string, dt uint32) (map[string]any, error) {
 	}
 	out := make(map[string]any, 6)
 	out["name"] = name
-	out["datatype"] = TypeName(dt)
+	out["datatype"] = typeNameValue(dt)
 	out["value"] = v
 	if m.HasAlias {
 		out["alias"] = intValue(m.Alias)

@@ -125,10 +125,38 @@ func want(num protowire.Number, got, typ protowire.Type) error {
 // DecodePayload decodes a Sparkplug B payload.
 func DecodePayload(b []byte) (*Payload, error) {
 	p := &Payload{}
+	if err := p.decode(b); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// countMetrics counts the metrics field tags of a payload, so that its
+// metrics slice is allocated once. It stops at the first malformed field.
+func countMetrics(b []byte) int {
+	n := 0
+	for len(b) > 0 {
+		num, _, _, _, m, err := field(b)
+		if err != nil {
+			break
+		}
+		if num == 2 {
+			n++
+		}
+		b = b[m:]
+	}
+	return n
+}
+
+// decode decodes b into p, reusing p's metrics slice.
+func (p *Payload) decode(b []byte) error {
+	if c := countMetrics(b); cap(p.Metrics) < c {
+		p.Metrics = make([]Metric, 0, c)
+	}
 	for len(b) > 0 {
 		num, typ, u, v, n, err := field(b)
 		if err != nil {
-			return nil, fmt.Errorf("decoding payload: %w", err)
+			return fmt.Errorf("decoding payload: %w", err)
 		}
 		b = b[n:]
 		switch num {
@@ -153,10 +181,10 @@ func DecodePayload(b []byte) (*Payload, error) {
 			p.Body = v
 		}
 		if err != nil {
-			return nil, fmt.Errorf("decoding payload: %w", err)
+			return fmt.Errorf("decoding payload: %w", err)
 		}
 	}
-	return p, nil
+	return nil
 }
 
 func decodeMetric(b []byte, m *Metric, depth int) error {
