@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -11,6 +12,7 @@ import (
 	"sort"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -22,6 +24,7 @@ import (
 	"github.com/sluicehq/sluice/internal/admin"
 	"github.com/sluicehq/sluice/rules"
 	"github.com/sluicehq/sluice/sinks"
+	"github.com/sluicehq/sluice/sinks/clickhouse"
 	"github.com/sluicehq/sluice/sinks/republish"
 	"github.com/sluicehq/sluice/sinks/sinkconfig"
 )
@@ -40,6 +43,7 @@ type app struct {
 	store    *lazyStore // nil: broker state in memory
 	pipeline *ingest.Pipeline
 	admin    *admin.Server
+	sinks    map[string]sinks.Sink
 }
 
 // brokerRef lets the republish sink exist before the broker it publishes
@@ -77,6 +81,7 @@ func newApp(cfg Config, path string, environ []string, log *slog.Logger) (*app, 
 		return nil, ruleErrors(errs)
 	}
 	a.rules = holder
+	a.sinks = sinkSet
 	reg.MustRegister(rulesVersionCollector{holder})
 	p, err := ingest.New(cfg.Ingest, ingest.Options{
 		Logger: log, Registerer: reg, Sinks: sinkSet, Router: holder, Decoder: rules.JSONDecoder{},
@@ -269,4 +274,39 @@ func closeSinks(set map[string]sinks.Sink) {
 	for _, s := range set {
 		_ = s.Close()
 	}
+}
+
+// checkSinks tries every sink that connects once, in parallel, before
+// anything listens: a configuration the destination proves wrong (a
+// ClickHouse table that does not fit the mapping) refuses to start; an
+// unreachable destination is only logged, the runner keeps retrying.
+func (a *app) checkSinks(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	for name, s := range a.sinks {
+		c, ok := s.(sinks.Connector)
+		if !ok {
+			continue
+		}
+		wg.Go(func() {
+			err := c.Connect(ctx)
+			var ce *clickhouse.ConfigError
+			switch {
+			case err == nil:
+			case errors.As(err, &ce):
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("sink %s: %w", name, err))
+				mu.Unlock()
+			default:
+				a.log.Warn("sink not reachable at start; retrying in the background", "sink", name, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }

@@ -29,6 +29,7 @@ import (
 	"slices"
 
 	"github.com/sluicehq/sluice/sinks"
+	"github.com/sluicehq/sluice/sinks/clickhouse"
 	"github.com/sluicehq/sluice/sinks/kafka"
 	"github.com/sluicehq/sluice/sinks/republish"
 	"github.com/sluicehq/sluice/sinks/webhook"
@@ -36,15 +37,16 @@ import (
 
 // Sink types.
 const (
-	TypeKafka     = "kafka"
-	TypeWebhook   = "webhook"
-	TypeRepublish = "republish"
+	TypeKafka      = "kafka"
+	TypeWebhook    = "webhook"
+	TypeRepublish  = "republish"
+	TypeClickHouse = "clickhouse"
 )
 
 // Spec configures one sink. Only the section named by Type may be set;
 // its zero fields take their defaults.
 type Spec struct {
-	// Type is kafka, webhook or republish. Required.
+	// Type is kafka, webhook, republish or clickhouse. Required.
 	Type string `koanf:"type"`
 	// Kafka configures a sink of type kafka.
 	Kafka kafka.Config `koanf:"kafka"`
@@ -52,6 +54,8 @@ type Spec struct {
 	Webhook webhook.Config `koanf:"webhook"`
 	// Republish configures a sink of type republish.
 	Republish republish.Config `koanf:"republish"`
+	// ClickHouse configures a sink of type clickhouse.
+	ClickHouse clickhouse.Config `koanf:"clickhouse"`
 }
 
 // Validate reports every problem in s, with key paths relative to the
@@ -59,9 +63,10 @@ type Spec struct {
 func (s Spec) Validate() []error {
 	var errs []error
 	sections := map[string]bool{
-		TypeKafka:     !reflect.ValueOf(s.Kafka).IsZero(),
-		TypeWebhook:   !reflect.ValueOf(s.Webhook).IsZero(),
-		TypeRepublish: !reflect.ValueOf(s.Republish).IsZero(),
+		TypeKafka:      !reflect.ValueOf(s.Kafka).IsZero(),
+		TypeWebhook:    !reflect.ValueOf(s.Webhook).IsZero(),
+		TypeRepublish:  !reflect.ValueOf(s.Republish).IsZero(),
+		TypeClickHouse: !reflect.ValueOf(s.ClickHouse).IsZero(),
 	}
 	var sub []error
 	switch s.Type {
@@ -71,10 +76,12 @@ func (s Spec) Validate() []error {
 		sub = s.Webhook.Validate()
 	case TypeRepublish:
 		sub = s.Republish.Validate()
+	case TypeClickHouse:
+		sub = s.ClickHouse.Validate()
 	case "":
-		errs = append(errs, errors.New("type: is required (kafka, webhook or republish)"))
+		errs = append(errs, errors.New("type: is required (kafka, webhook, republish or clickhouse)"))
 	default:
-		errs = append(errs, fmt.Errorf("type: unknown sink type %q (want kafka, webhook or republish)", s.Type))
+		errs = append(errs, fmt.Errorf("type: unknown sink type %q (want kafka, webhook, republish or clickhouse)", s.Type))
 	}
 	for _, err := range sub {
 		errs = append(errs, fmt.Errorf("%s.%w", s.Type, err))
@@ -132,6 +139,8 @@ func New(name string, s Spec, deps Deps) (sinks.Sink, error) {
 		sk, err = webhook.New(s.Webhook, log)
 	case TypeRepublish:
 		sk, err = republish.New(s.Republish, deps.Broker, log)
+	case TypeClickHouse:
+		sk, err = clickhouse.New(s.ClickHouse, log)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sink %s: %w", name, err)

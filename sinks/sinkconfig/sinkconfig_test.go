@@ -22,7 +22,7 @@ func TestValidate(t *testing.T) {
 		{name: "webhook", spec: Spec{Type: "webhook", Webhook: webhook.Config{URL: "http://h/"}}},
 		{name: "republish with defaults", spec: Spec{Type: "republish"}},
 		{name: "no type", spec: Spec{}, want: []string{"type: is required"}},
-		{name: "unknown type", spec: Spec{Type: "clickhouse"}, want: []string{"type: unknown sink type"}},
+		{name: "unknown type", spec: Spec{Type: "mongodb"}, want: []string{"type: unknown sink type"}},
 		{name: "nested errors get the section path", spec: Spec{Type: "kafka"}, want: []string{"kafka.brokers: "}},
 		{name: "another type's section", spec: Spec{Type: "republish", Webhook: webhook.Config{URL: "http://h/"}}, want: []string{"webhook: set, but"}},
 	}
