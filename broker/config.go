@@ -43,7 +43,8 @@ type Config struct {
 	// room in a subscriber's full write buffer while that subscriber is
 	// reading (its current write began less than 100ms ago); this paces
 	// publishers to live subscribers instead of dropping. A subscriber that
-	// stopped reading is never waited for. 0 drops at once. Default: 20ms.
+	// stopped reading is never waited for. 0 drops at once. Default: 1s (a
+	// pipeline that loses nothing would rather slow a publisher than drop).
 	MaxPublisherWait time.Duration `koanf:"max_publisher_wait"`
 	// TopicAliasMaximum is the number of inbound topic aliases a v5 client
 	// may use. Default: 64.
@@ -114,7 +115,7 @@ func DefaultConfig() Config {
 		MaxQueuedMessages: 1000,
 		MaxQueuedBytes:    16 << 20,
 		MaxBufferedBytes:  256 << 10,
-		MaxPublisherWait:  20 * time.Millisecond,
+		MaxPublisherWait:  time.Second,
 		TopicAliasMaximum: 64,
 		ConnectTimeout:    10 * time.Second,
 		WriteTimeout:      30 * time.Second,

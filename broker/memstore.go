@@ -51,6 +51,8 @@ func (ms *MemoryStore) Save(_ context.Context, b StoreBatch) error {
 		delete(ms.retained, t)
 	}
 	for _, s := range b.Sessions {
+		s.Queued = MergeQueue(ms.sessions[s.ClientID].Queued, s)
+		s.QueueFull = true
 		ms.sessions[s.ClientID] = s
 	}
 	for _, m := range b.Retained {
@@ -65,4 +67,20 @@ func (ms *MemoryStore) Session(clientID string) (StoredSession, bool) {
 	defer ms.mu.Unlock()
 	s, ok := ms.sessions[clientID]
 	return s, ok
+}
+
+// MergeQueue applies a saved session's queue change to the stored queue
+// old (oldest first): the whole queue when s.QueueFull, else old's
+// messages from s.QueueHead on followed by s.Queued.
+func MergeQueue(old []StoredDelivery, s StoredSession) []StoredDelivery {
+	if s.QueueFull {
+		return append([]StoredDelivery(nil), s.Queued...)
+	}
+	i := 0
+	for i < len(old) && old[i].Seq < s.QueueHead {
+		i++
+	}
+	out := make([]StoredDelivery, 0, len(old)-i+len(s.Queued))
+	out = append(out, old[i:]...)
+	return append(out, s.Queued...)
 }

@@ -30,6 +30,12 @@ type session struct {
 	queue       []delivery // outbound QoS 1/2 waiting for the window
 	qhead       int
 	queuedBytes int
+	// Queue persistence (store.go): qTail is the sequence number the next
+	// queued message gets (the queue holds qTail-qlen() .. qTail-1);
+	// qSaved is qTail at the last snapshot; qFull asks the next snapshot
+	// to rewrite the whole queue (after a failed save).
+	qTail, qSaved uint64
+	qFull         bool
 	lastPID     uint16
 	seq         uint64
 
@@ -331,6 +337,7 @@ func (ss *session) enqueue(s *Server, m *Message, qos byte, retain bool, subID u
 	}
 	ss.queue = append(ss.queue, d)
 	ss.queuedBytes += len(m.Payload)
+	ss.qTail++
 	return c == nil && s.store != nil
 }
 

@@ -51,9 +51,21 @@ type StoredSession struct {
 	// never). After a restart it counts from the restart.
 	Expiry        uint32
 	Subscriptions []topic.Sub
-	// Outbound holds the QoS 1/2 messages for the client: the inflight
-	// ones (PacketID set) in send order, then the queued ones.
+	// Outbound holds the inflight QoS 1/2 messages for the client
+	// (PacketID set), in send order. Always complete.
 	Outbound []StoredDelivery
+	// Queued holds messages waiting to be sent, oldest first, each with
+	// its Seq. Unless QueueFull, a batch carries only the messages queued
+	// since the session's previous save: the store keeps those it has
+	// with Seq >= QueueHead and appends these. Load returns the whole
+	// queue.
+	Queued []StoredDelivery
+	// QueueHead is the Seq of the oldest message still queued (messages
+	// below it were sent or dropped).
+	QueueHead uint64
+	// QueueFull says Queued is the whole queue: the store replaces what
+	// it has.
+	QueueFull bool
 	// InboundQoS2 lists the packet ids of QoS 2 messages accepted from the
 	// client (PUBREC sent) and not yet released by PUBREL.
 	InboundQoS2 []uint16
@@ -70,6 +82,7 @@ type StoredDelivery struct {
 	SubID    uint32
 	PacketID uint16 // 0: queued, not sent yet
 	Released bool   // QoS 2: PUBREC received and PUBREL sent
+	Seq      uint64 // queued messages: position in the session's queue
 }
 
 // storeFlushEvery is how often changed state is handed to the store.
@@ -137,6 +150,9 @@ func (s *Server) flushStore(ctx context.Context) error {
 		// Keep the changes for the next attempt; waiting acks stay.
 		st.mu.Lock()
 		for id, ss := range dirty {
+			ss.mu.Lock()
+			ss.qFull = true // the appended messages were not written
+			ss.mu.Unlock()
 			if _, ok := st.dirty[id]; !ok && !ss.ended {
 				ss.dirty.Store(true)
 				st.dirty[id] = ss
@@ -195,11 +211,19 @@ func (s *Server) snapshot(ss *session) (StoredSession, bool) {
 	for _, d := range ss.inflight {
 		out.Outbound = append(out.Outbound, storedDelivery(d))
 	}
-	for _, d := range ss.queue[ss.qhead:] {
-		sd := storedDelivery(d)
-		sd.PacketID = 0
-		out.Outbound = append(out.Outbound, sd)
+	head := ss.qTail - uint64(ss.qlen())
+	out.QueueHead, out.QueueFull = head, ss.qFull
+	from := max(head, ss.qSaved)
+	if ss.qFull {
+		from = head
 	}
+	for i := ss.qhead + int(from-head); i < len(ss.queue); i++ {
+		sd := storedDelivery(ss.queue[i])
+		sd.PacketID = 0
+		sd.Seq = head + uint64(i-ss.qhead)
+		out.Queued = append(out.Queued, sd)
+	}
+	ss.qSaved, ss.qFull = ss.qTail, false
 	for id, recSent := range ss.inQoS2 {
 		if recSent {
 			out.InboundQoS2 = append(out.InboundQoS2, id)
@@ -243,7 +267,7 @@ func (s *Server) restore(ctx context.Context) error {
 		if ss.offlineAt.IsZero() {
 			ss.offlineAt = now
 		}
-		for _, sd := range st.Outbound {
+		for _, sd := range append(st.Outbound, st.Queued...) {
 			d := delivery{msg: sd.Message, qos: sd.QoS, subID: sd.SubID, pid: sd.PacketID}
 			if sd.Retain {
 				d.flags |= dRetain
@@ -257,12 +281,17 @@ func (s *Server) restore(ctx context.Context) error {
 			if sd.PacketID == 0 {
 				ss.queue = append(ss.queue, d)
 				ss.queuedBytes += len(sd.Message.Payload)
+				ss.qTail = sd.Seq + 1
 				continue
 			}
 			ss.seq++
 			d.seq = ss.seq
 			ss.lastPID = sd.PacketID
 			ss.inflight = append(ss.inflight, d)
+		}
+		ss.qSaved = ss.qTail
+		if ss.qTail < uint64(len(ss.queue)) { // no sequence numbers: rewrite
+			ss.qTail, ss.qSaved, ss.qFull = uint64(len(ss.queue)), uint64(len(ss.queue)), true
 		}
 		if len(st.InboundQoS2) > 0 {
 			ss.inQoS2 = make(map[uint16]bool, len(st.InboundQoS2))

@@ -62,7 +62,7 @@ func TestStoreSurvivesRestart(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	stop()
 
-	if s, ok := store.Session("durable"); !ok || len(s.Outbound) != 4 || len(s.Subscriptions) != 1 {
+	if s, ok := store.Session("durable"); !ok || len(s.Outbound)+len(s.Queued) != 4 || len(s.Subscriptions) != 1 {
 		t.Fatalf("stored session = %+v (present %v)", s, ok)
 	}
 

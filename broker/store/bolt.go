@@ -5,9 +5,12 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
@@ -21,13 +24,40 @@ import (
 const FileName = "broker.db"
 
 var (
-	bucketSessions = []byte("sessions")
-	bucketRetained = []byte("retained")
+	bucketSessions = []byte("sessions") // client id → session without its queue
+	bucketQueue    = []byte("queue")    // client id, 0, seq (8 bytes BE) → queued message
+	bucketRetained = []byte("retained") // topic → message
 )
+
+// queueKey is the key of one queued message. Client ids never contain
+// U+0000 [MQTT-1.5.4-2], so the 0 byte ends the id.
+func queueKey(id string, seq uint64) []byte {
+	k := make([]byte, len(id)+9)
+	copy(k, id)
+	binary.BigEndian.PutUint64(k[len(id)+1:], seq)
+	return k
+}
+
+// deleteQueue deletes the queued messages of id with seq < below.
+func deleteQueue(b *bolt.Bucket, id string, below uint64) error {
+	prefix := append([]byte(id), 0)
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8; k, _ = c.Seek(prefix) {
+		if binary.BigEndian.Uint64(k[len(prefix):]) >= below {
+			return nil
+		}
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // Disk is a broker.SessionStore in a bbolt file. Each Save is one
 // transaction, committed with fsync before it returns: a batch is durable
-// when Save returns nil, or not written at all.
+// when Save returns nil, or not written at all. Queued messages are one
+// key each, so a save writes only what changed: new messages, the range
+// sent since (deleted), and the small session record.
 type Disk struct {
 	db *bolt.DB
 }
@@ -46,7 +76,7 @@ func Open(dir string) (*Disk, error) {
 		return nil, fmt.Errorf("opening broker store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketSessions, bucketRetained} {
+		for _, b := range [][]byte{bucketSessions, bucketQueue, bucketRetained} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -72,12 +102,32 @@ func (d *Disk) Close() error {
 func (d *Disk) Load(context.Context) (broker.StoredState, error) {
 	var st broker.StoredState
 	err := d.db.View(func(tx *bolt.Tx) error {
+		index := make(map[string]int)
 		err := tx.Bucket(bucketSessions).ForEach(func(k, v []byte) error {
 			var s broker.StoredSession
 			if err := json.Unmarshal(v, &s); err != nil {
 				return fmt.Errorf("decoding session %q: %w", k, err)
 			}
+			index[s.ClientID] = len(st.Sessions)
 			st.Sessions = append(st.Sessions, s)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		err = tx.Bucket(bucketQueue).ForEach(func(k, v []byte) error {
+			if len(k) < 9 {
+				return fmt.Errorf("bad queue key %q", k)
+			}
+			i, ok := index[string(k[:len(k)-9])]
+			if !ok {
+				return nil // left over from a deleted session
+			}
+			var sd broker.StoredDelivery
+			if err := json.Unmarshal(v, &sd); err != nil {
+				return fmt.Errorf("decoding queued message %q: %w", k, err)
+			}
+			st.Sessions[i].Queued = append(st.Sessions[i].Queued, sd)
 			return nil
 		})
 		if err != nil {
@@ -101,9 +151,12 @@ func (d *Disk) Load(context.Context) (broker.StoredState, error) {
 // Save implements broker.SessionStore: one transaction, one commit.
 func (d *Disk) Save(_ context.Context, b broker.StoreBatch) error {
 	err := d.db.Update(func(tx *bolt.Tx) error {
-		sb, rb := tx.Bucket(bucketSessions), tx.Bucket(bucketRetained)
+		sb, qb, rb := tx.Bucket(bucketSessions), tx.Bucket(bucketQueue), tx.Bucket(bucketRetained)
 		for _, id := range b.DeletedSessions {
 			if err := sb.Delete([]byte(id)); err != nil {
+				return err
+			}
+			if err := deleteQueue(qb, id, math.MaxUint64); err != nil {
 				return err
 			}
 		}
@@ -113,11 +166,29 @@ func (d *Disk) Save(_ context.Context, b broker.StoreBatch) error {
 			}
 		}
 		for i := range b.Sessions {
-			v, err := json.Marshal(&b.Sessions[i])
-			if err != nil {
-				return fmt.Errorf("encoding session %q: %w", b.Sessions[i].ClientID, err)
+			s := b.Sessions[i]
+			below := s.QueueHead
+			if s.QueueFull {
+				below = math.MaxUint64
 			}
-			if err := sb.Put([]byte(b.Sessions[i].ClientID), v); err != nil {
+			if err := deleteQueue(qb, s.ClientID, below); err != nil {
+				return err
+			}
+			for j := range s.Queued {
+				v, err := json.Marshal(&s.Queued[j])
+				if err != nil {
+					return fmt.Errorf("encoding queued message of %q: %w", s.ClientID, err)
+				}
+				if err := qb.Put(queueKey(s.ClientID, s.Queued[j].Seq), v); err != nil {
+					return err
+				}
+			}
+			s.Queued, s.QueueFull = nil, false
+			v, err := json.Marshal(&s)
+			if err != nil {
+				return fmt.Errorf("encoding session %q: %w", s.ClientID, err)
+			}
+			if err := sb.Put([]byte(s.ClientID), v); err != nil {
 				return err
 			}
 		}

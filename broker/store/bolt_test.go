@@ -72,6 +72,61 @@ func TestDiskRoundTrip(t *testing.T) {
 	}
 }
 
+// TestDiskQueueIncremental saves a session's queue in steps, as the
+// broker does, and checks Load returns the merged queue.
+func TestDiskQueueIncremental(t *testing.T) {
+	d, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx := context.Background()
+	q := func(seqs ...uint64) []broker.StoredDelivery {
+		var out []broker.StoredDelivery
+		for _, n := range seqs {
+			out = append(out, broker.StoredDelivery{Message: &broker.Message{Topic: "t", Payload: []byte{byte(n)}}, QoS: 1, Seq: n})
+		}
+		return out
+	}
+	steps := []struct {
+		name string
+		sess broker.StoredSession
+		want []uint64
+	}{
+		{"first", broker.StoredSession{ClientID: "c", Queued: q(0, 1, 2)}, []uint64{0, 1, 2}},
+		{"append and send one", broker.StoredSession{ClientID: "c", QueueHead: 1, Queued: q(3)}, []uint64{1, 2, 3}},
+		{"all sent", broker.StoredSession{ClientID: "c", QueueHead: 4}, nil},
+		{"full rewrite", broker.StoredSession{ClientID: "c", QueueHead: 4, QueueFull: true, Queued: q(4, 5)}, []uint64{4, 5}},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			if err := d.Save(ctx, broker.StoreBatch{Sessions: []broker.StoredSession{st.sess}}); err != nil {
+				t.Fatal(err)
+			}
+			got, err := d.Load(ctx)
+			if err != nil || len(got.Sessions) != 1 {
+				t.Fatalf("Load: %v %+v", err, got)
+			}
+			var seqs []uint64
+			for _, sd := range got.Sessions[0].Queued {
+				seqs = append(seqs, sd.Seq)
+				if sd.Message.Payload[0] != byte(sd.Seq) {
+					t.Errorf("seq %d holds payload %d", sd.Seq, sd.Message.Payload[0])
+				}
+			}
+			if !reflect.DeepEqual(seqs, st.want) {
+				t.Errorf("queue %v, want %v", seqs, st.want)
+			}
+		})
+	}
+	if err := d.Save(ctx, broker.StoreBatch{DeletedSessions: []string{"c"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := d.Load(ctx); len(got.Sessions) != 0 {
+		t.Errorf("deleted session still stored: %+v", got.Sessions)
+	}
+}
+
 func TestDiskLocked(t *testing.T) {
 	dir := t.TempDir()
 	d, err := Open(dir)
