@@ -36,8 +36,8 @@ type session struct {
 	// to rewrite the whole queue (after a failed save).
 	qTail, qSaved uint64
 	qFull         bool
-	lastPID     uint16
-	seq         uint64
+	lastPID       uint16
+	seq           uint64
 
 	inQoS2   map[uint16]bool // inbound QoS 2 ids not yet released; true = PUBREC sent
 	relWait  int             // inQoS2 entries with PUBREC sent
