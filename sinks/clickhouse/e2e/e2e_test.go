@@ -201,7 +201,7 @@ func TestMQTTToClickHouse(t *testing.T) {
 		t.Errorf("%s rows have a measurement nobody published, want 0", got)
 	}
 
-	checkBalanced(t, st, ruleName, sinkName, 1)
+	checkBalanced(t, st, ruleName, sinkName, 1, true)
 	if f := st.flow(ruleName, sinkName); f.Received != int64(good+1) || f.Delivered != int64(good) {
 		t.Errorf("flow received %d, delivered %d; want %d, %d", f.Received, f.Delivered, good+1, good)
 	}

@@ -93,7 +93,7 @@ func outage(t *testing.T, down, resume func(*chtest.Server) error) {
 		total += len(acked)
 	}
 	st := s.drained(ruleName, sinkName, int64(total), 3*time.Minute)
-	checkBalanced(t, st, ruleName, sinkName, 0)
+	checkBalanced(t, st, ruleName, sinkName, 0, true)
 	f := st.flow(ruleName, sinkName)
 	if f.Received != int64(total) {
 		t.Errorf("flow received %d, %d were acknowledged", f.Received, total)
