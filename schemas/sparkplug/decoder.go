@@ -68,7 +68,10 @@ type nodeKey struct{ group, edge string }
 type alias struct {
 	Name     string `json:"name"`
 	Datatype uint32 `json:"datatype"`
+	boxed    any    // Name as an any, so resolving it allocates nothing
 }
+
+func newAlias(name string, dt uint32) alias { return alias{Name: name, Datatype: dt, boxed: name} }
 
 // node is one edge node's state, guarded by its mu.
 type node struct {
@@ -233,14 +236,17 @@ func (d *Decoder) apply(n *node, t Topic, p *Payload) (map[string]any, string, e
 		dev = n.devices[t.Device]
 	}
 	metrics := make([]any, len(p.Metrics))
+	var lastTS uint64
+	var lastTSV any
 	for i := range p.Metrics {
 		m := &p.Metrics[i]
-		name, dt := m.Name, m.Datatype
+		var name any = m.Name
+		dt := m.Datatype
 		if m.HasAlias && (!m.HasName || dt == TypeUnknown) {
 			a, ok := lookup(n, dev, m.Alias)
 			if ok {
 				if !m.HasName {
-					name = a.Name
+					name = a.boxed
 				}
 				if dt == TypeUnknown {
 					dt = a.Datatype
@@ -252,7 +258,10 @@ func (d *Decoder) apply(n *node, t Topic, p *Payload) (map[string]any, string, e
 				}
 			}
 		}
-		mm, err := m.metricMap(name, dt)
+		if m.HasTimestamp && (lastTSV == nil || m.Timestamp != lastTS) {
+			lastTS, lastTSV = m.Timestamp, intValue(m.Timestamp)
+		}
+		mm, err := m.metricMap(name, dt, lastTSV)
 		if err != nil {
 			return nil, rebirth, err
 		}
@@ -310,7 +319,7 @@ func birthAliases(p *Payload) map[uint64]alias {
 	for i := range p.Metrics {
 		m := &p.Metrics[i]
 		if m.HasAlias && m.HasName {
-			t[m.Alias] = alias{Name: m.Name, Datatype: m.Datatype}
+			t[m.Alias] = newAlias(m.Name, m.Datatype)
 		}
 	}
 	return t

@@ -37,9 +37,9 @@ func (d *Decoder) load(group, edge string, n *node) error {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return fmt.Errorf("parsing state %s: %w", d.statePath(group, edge), err)
 	}
-	n.born, n.bdSeq, n.aliases = true, s.BdSeq, s.Aliases
+	n.born, n.bdSeq, n.aliases = true, s.BdSeq, boxNames(s.Aliases)
 	for name, t := range s.Devices {
-		n.devices[name] = &device{aliases: t}
+		n.devices[name] = &device{aliases: boxNames(t)}
 	}
 	return nil
 }
@@ -88,4 +88,12 @@ func writeFile(path string, s stateFile) error {
 		return fmt.Errorf("writing state %s: %w", path, err)
 	}
 	return nil
+}
+
+// boxNames fills the boxed names of a table read from a file.
+func boxNames(t map[uint64]alias) map[uint64]alias {
+	for k, a := range t {
+		t[k] = newAlias(a.Name, a.Datatype)
+	}
+	return t
 }

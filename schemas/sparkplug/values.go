@@ -202,9 +202,11 @@ func decodeArray(dt uint32, b []byte) (any, error) {
 	return out, nil
 }
 
-// metricMap is the form rules see of one metric, named name and typed dt
-// (both resolved from the alias table when the metric has only an alias).
-func (m *Metric) metricMap(name string, dt uint32) (map[string]any, error) {
+// metricMap is the form rules see of one metric, named name (a string)
+// and typed dt, both resolved from the alias table when the metric has
+// only an alias. ts, when not nil, is m.Timestamp already boxed: names and
+// timestamps shared by many metrics are boxed once.
+func (m *Metric) metricMap(name any, dt uint32, ts any) (map[string]any, error) {
 	v, err := m.value(dt)
 	if err != nil {
 		return nil, fmt.Errorf("metric %q: %w", name, err)
@@ -217,7 +219,10 @@ func (m *Metric) metricMap(name string, dt uint32) (map[string]any, error) {
 		out["alias"] = intValue(m.Alias)
 	}
 	if m.HasTimestamp {
-		out["timestamp"] = intValue(m.Timestamp)
+		if ts == nil {
+			ts = intValue(m.Timestamp)
+		}
+		out["timestamp"] = ts
 	}
 	if m.IsHistorical {
 		out["is_historical"] = true
@@ -353,7 +358,7 @@ func decodeTemplate(b []byte, depth int) (map[string]any, error) {
 				var m Metric
 				if err = decodeMetric(v, &m, depth); err == nil {
 					var mm map[string]any
-					mm, err = m.metricMap(m.Name, m.Datatype)
+					mm, err = m.metricMap(m.Name, m.Datatype, nil)
 					metrics = append(metrics, mm)
 				}
 			}
