@@ -251,3 +251,30 @@ func TestRebirthInterval(t *testing.T) {
 		t.Fatalf("rebirth requests = %d, want 2 (at 0s and 1.2s)", n)
 	}
 }
+
+func TestConcurrentDecode(t *testing.T) {
+	d, rec, _ := newDecoder(t, t.TempDir())
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				topic, payload := "spBv1.0/g/NDATA/e", enc(t, uint64(i%256), OutMetric{Alias: 1, HasAlias: true, Value: float32(1)})
+				switch {
+				case i%50 == 0:
+					topic, payload = "spBv1.0/g/NBIRTH/e", nbirth(t)
+				case g == 1 && i%20 == 0:
+					topic, payload = "spBv1.0/g/DBIRTH/e/d", enc(t, 1, OutMetric{Name: "x", Alias: 9, HasAlias: true, Datatype: TypeInt8, Value: int64(-1)})
+				}
+				if _, err := d.Decode(topic, payload); err != nil {
+					t.Error(err)
+					return
+				}
+				_ = d.Online("g", "e", "d")
+			}
+		})
+	}
+	wg.Wait()
+	if len(rec.reasons()) == 0 {
+		t.Fatal("interleaved sequences should have requested a rebirth")
+	}
+}
