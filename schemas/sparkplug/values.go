@@ -118,6 +118,10 @@ func scalar(dt uint32, kind protowire.Number, u uint64, raw []byte) (any, error)
 	return nil, nil
 }
 
+// Value converts m's value as datatype dt says: m.Datatype, or the
+// datatype its birth certificate gave the alias.
+func (m *Metric) Value(dt uint32) (any, error) { return m.value(dt) }
+
 // value converts m's value, typed dt.
 func (m *Metric) value(dt uint32) (any, error) {
 	if m.IsNull {
