@@ -104,9 +104,9 @@ func (d *Disk) Load(context.Context) (broker.StoredState, error) {
 	err := d.db.View(func(tx *bolt.Tx) error {
 		index := make(map[string]int)
 		err := tx.Bucket(bucketSessions).ForEach(func(k, v []byte) error {
-			var s broker.StoredSession
-			if err := json.Unmarshal(v, &s); err != nil {
-				return fmt.Errorf("decoding session %q: %w", k, err)
+			s, err := decodeSession(string(k), v)
+			if err != nil {
+				return fmt.Errorf("decoding: %w", err)
 			}
 			index[s.ClientID] = len(st.Sessions)
 			st.Sessions = append(st.Sessions, s)
@@ -183,8 +183,7 @@ func (d *Disk) Save(_ context.Context, b broker.StoreBatch) error {
 					return err
 				}
 			}
-			s.Queued, s.QueueFull = nil, false
-			v, err := json.Marshal(&s)
+			v, err := encodeSession(&s)
 			if err != nil {
 				return fmt.Errorf("encoding session %q: %w", s.ClientID, err)
 			}
