@@ -134,6 +134,11 @@ func (p *Pipeline) deliverSpool(ctx context.Context, m *broker.Message, outs []O
 	for i := range outs {
 		flows[i] = p.acct.flow(outs[i].Rule, outs[i].Sink)
 	}
+	// A QoS 0 message has nobody to acknowledge: it is accepted once
+	// queued, on the publisher's own goroutine, so the broker can pace the
+	// publisher to its subscribers there instead of routing (and perhaps
+	// dropping) from the committer goroutine.
+	qos0 := m.QoS == 0
 	err := p.spool.AppendWait(ctx, rec, p.cfg.Spool.BlockTimeout, func(_ uint64, err error) {
 		if err != nil {
 			p.log.Error("spool write failed", "error", err)
@@ -141,11 +146,18 @@ func (p *Pipeline) deliverSpool(ctx context.Context, m *broker.Message, outs []O
 			for _, f := range flows {
 				f.drop(DropStoreFailed, 1)
 			}
-			ack(&broker.RejectError{Code: codeUnspecified, Reason: "spool write failed"})
+			if !qos0 {
+				ack(&broker.RejectError{Code: codeUnspecified, Reason: "spool write failed"})
+			}
 			return
 		}
-		ack(nil)
+		if !qos0 {
+			ack(nil)
+		}
 	})
+	if err == nil && qos0 {
+		ack(nil)
+	}
 	if err != nil {
 		code, reason := byte(codeUnspecified), "spool unavailable"
 		if errors.Is(err, spool.ErrWaitTimeout) || errors.Is(err, context.DeadlineExceeded) {
