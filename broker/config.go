@@ -70,6 +70,36 @@ type Config struct {
 	// QoS 1/2 message before rejecting it with 0x97 (v5) or disconnecting
 	// (3.1.1). Default: 0 (wait indefinitely; the consumer decides).
 	RejectWait time.Duration `koanf:"reject_wait"`
+	// MaxConnections bounds the open client connections; more are closed
+	// at accept. Default: 0 (no limit).
+	MaxConnections int `koanf:"max_connections"`
+	// MaxConnectionsPerAddress bounds the open connections from one
+	// client address (after PROXY protocol). Default: 0 (no limit).
+	MaxConnectionsPerAddress int `koanf:"max_connections_per_address"`
+	// ConnectionRate bounds new connections per second (all listeners);
+	// beyond it they are closed at accept. Default: 0 (no limit).
+	ConnectionRate float64 `koanf:"connection_rate"`
+	// ConnectionBurst is how many connections may arrive at once above
+	// ConnectionRate. Default: 0 (1).
+	ConnectionBurst int `koanf:"connection_burst"`
+	// MaxSubscriptionsPerClient bounds a session's subscriptions; filters
+	// beyond it get SUBACK 0x97 (v5) / 0x80. Default: 0 (no limit).
+	MaxSubscriptionsPerClient int `koanf:"max_subscriptions_per_client"`
+	// MaxTopicLength bounds topic names and filters in bytes. A longer
+	// PUBLISH topic is refused like a denied one (v5 PUBACK 0x90, 3.1.1
+	// acked and dropped), a longer filter gets SUBACK 0x8F / 0x80.
+	// Default: 0 (the protocol's 65535).
+	MaxTopicLength int `koanf:"max_topic_length"`
+	// MaxTopicLevels bounds the levels of topic names and filters, with
+	// the same answers as MaxTopicLength. Default: 0 (no limit).
+	MaxTopicLevels int `koanf:"max_topic_levels"`
+	// PublishRate bounds each client's PUBLISH packets per second: a
+	// faster client's reader pauses (TCP flow control slows it); it is not
+	// disconnected. Default: 0 (no limit).
+	PublishRate float64 `koanf:"publish_rate"`
+	// PublishBurst is how many PUBLISHes may arrive at once above
+	// PublishRate. Default: 0 (1).
+	PublishBurst int `koanf:"publish_burst"`
 	// Store chooses where sessions, their queued messages and retained
 	// messages are kept.
 	Store StoreConfig `koanf:"store"`
@@ -183,6 +213,24 @@ func (c Config) Validate() []error {
 			add(d.name, "must not be negative")
 		case d.positive && d.d == 0:
 			add(d.name, "must be positive")
+		}
+	}
+	for _, l := range []struct {
+		name string
+		v    float64
+	}{
+		{"max_connections", float64(c.MaxConnections)},
+		{"max_connections_per_address", float64(c.MaxConnectionsPerAddress)},
+		{"connection_rate", c.ConnectionRate},
+		{"connection_burst", float64(c.ConnectionBurst)},
+		{"max_subscriptions_per_client", float64(c.MaxSubscriptionsPerClient)},
+		{"max_topic_length", float64(c.MaxTopicLength)},
+		{"max_topic_levels", float64(c.MaxTopicLevels)},
+		{"publish_rate", c.PublishRate},
+		{"publish_burst", float64(c.PublishBurst)},
+	} {
+		if l.v < 0 {
+			add(l.name, "must not be negative")
 		}
 	}
 	switch c.Store.Type {

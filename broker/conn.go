@@ -25,7 +25,10 @@ type conn struct {
 	fd  int32           // socket fd for the idle poller, -1 if unknown
 	r   *packet.Reader
 	lis *boundListener
-	rd  countingReader
+
+	addrKey   string      // connection limits: the client's host
+	pubBucket tokenBucket // publish_rate, reader goroutine only
+	rd        countingReader
 
 	// Set while handling CONNECT, read-only afterwards.
 	version   byte
@@ -182,6 +185,7 @@ func (c *conn) resume() {
 
 // finish releases the connection's hold on the server.
 func (c *conn) finish() {
+	c.s.release(c)
 	c.s.removeConn(c)
 	c.done.Done()
 	c.s.wg.Done()

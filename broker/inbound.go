@@ -120,6 +120,9 @@ func (c *conn) waitQuota(rm int) error {
 
 // handlePublish processes a PUBLISH from the client.
 func (c *conn) handlePublish(p *packet.Publish) error {
+	if err := c.pacePublish(); err != nil {
+		return err
+	}
 	v5 := c.version == packet.Version5
 	if v5 && len(p.Props.SubscriptionIDs) > 0 {
 		return protoErr(packet.ProtocolError, "subscription identifier in PUBLISH from a client")
@@ -174,12 +177,19 @@ func (c *conn) handlePublish(p *packet.Publish) error {
 		}
 		c.inAliases[alias-1] = in.msg.Topic
 	}
-	if c.s.auth != nil && !c.s.auth.CanPublish(c.ident, in.msg.Topic) {
+	deny := packet.ReasonCode(0)
+	switch {
+	case !c.s.topicAllowed(sbytes(in.msg.Topic)):
+		deny = packet.TopicNameInvalid
+	case c.s.auth != nil && !c.s.auth.CanPublish(c.ident, in.msg.Topic):
+		deny = packet.NotAuthorized
+	}
+	if deny != 0 {
 		// Not handed to the consumer, not routed, not retained; acked in
 		// arrival order with the others.
 		c.s.stats.denied[deniedPublish].Add(1)
 		in.state = stateDenied
-		in.code = packet.NotAuthorized
+		in.code = deny
 		if c.s.consumer == nil {
 			c.complete(in, true)
 			return nil

@@ -32,6 +32,8 @@ type stats struct {
 	bytesIn     atomic.Uint64
 	bytesOut    atomic.Uint64
 	denied      [numDenials]atomic.Uint64
+	refused     [numRefusals]atomic.Uint64
+	throttled   atomic.Uint64
 }
 
 // Refusals by the authenticator, the values of the action label of
@@ -71,6 +73,10 @@ type Stats struct {
 	// Denied counts refusals by Options.Auth by action: connect, publish
 	// (messages not routed) and subscribe (topic filters).
 	Denied map[string]uint64
+	// Refused counts connections closed at accept by a limit, by reason.
+	Refused map[string]uint64
+	// Throttled counts waits of publishers held to publish_rate.
+	Throttled uint64
 }
 
 // Stats returns a snapshot of the broker's counters.
@@ -93,6 +99,11 @@ func (s *Server) Stats() Stats {
 	for i, n := range dropReasonNames {
 		st.Dropped[n] = s.stats.dropped[i].Load()
 	}
+	st.Refused = make(map[string]uint64, numRefusals)
+	for i, n := range refusalNames {
+		st.Refused[n] = s.stats.refused[i].Load()
+	}
+	st.Throttled = s.stats.throttled.Load()
 	st.Denied = make(map[string]uint64, numDenials)
 	for i, n := range denialNames {
 		st.Denied[n] = s.stats.denied[i].Load()
@@ -115,13 +126,15 @@ var (
 	descDropped     = prometheus.NewDesc("sluice_broker_messages_dropped_total", "Messages not delivered to a subscriber.", []string{"reason"}, nil)
 	descBytesIn     = prometheus.NewDesc("sluice_broker_bytes_received_total", "Bytes read from clients.", nil, nil)
 	descBytesOut    = prometheus.NewDesc("sluice_broker_bytes_sent_total", "Bytes written to clients.", nil, nil)
-	descDenied      = prometheus.NewDesc("sluice_broker_denied_total", "Requests refused by authentication or ACL.", []string{"action"}, nil)
+	descRefused     = prometheus.NewDesc("sluice_broker_connections_refused_total", "Connections closed at accept by a limit.", []string{"reason"}, nil)
+	descThrottled   = prometheus.NewDesc("sluice_broker_publish_throttled_total", "Waits of publishers held to publish_rate.", nil, nil)
+	descDenied      = prometheus.NewDesc("sluice_broker_denied_total", "Requests refused by authentication, ACL or topic limits.", []string{"action"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnections, descSessions, descSubs, descRetained, descPending,
-		descReceived, descSent, descRejected, descDropped, descBytesIn, descBytesOut, descDenied} {
+		descReceived, descSent, descRejected, descDropped, descBytesIn, descBytesOut, descDenied, descRefused, descThrottled} {
 		ch <- d
 	}
 }
@@ -153,6 +166,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	for _, name := range denialNames {
 		counter(descDenied, st.Denied[name], name)
 	}
+	for _, name := range refusalNames {
+		counter(descRefused, st.Refused[name], name)
+	}
+	counter(descThrottled, st.Throttled)
 }
 
 // drop counts one undelivered message.

@@ -36,6 +36,7 @@ type Server struct {
 	store    SessionStore               // nil: state in memory only
 	auth     Auth                       // nil: listeners' allow_anonymous, all allowed
 	storeSt  storeState
+	limits   connLimits
 	idPrefix string
 	nextID   atomic.Uint64
 
@@ -201,7 +202,13 @@ func (s *Server) accept(l *boundListener) {
 			continue
 		}
 		backoff = 0
+		key, ok := s.admit(nc)
+		if !ok {
+			nc.Close()
+			continue
+		}
 		c := newConn(s, nc, l)
+		c.addrKey = key
 		s.mu.Lock()
 		if s.draining.Load() {
 			s.mu.Unlock()

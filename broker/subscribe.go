@@ -18,9 +18,10 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) error {
 		}
 	}
 	codes := make([]packet.ReasonCode, len(p.Subs))
+	quota := c.subscriptionQuota()
 	var retained []topic.Sub
 	for i, req := range p.Subs {
-		if !topic.ValidFilter(req.Filter) {
+		if !topic.ValidFilter(req.Filter) || !s.topicAllowed(req.Filter) {
 			codes[i] = failCode(v5, packet.TopicFilterInvalid)
 			continue
 		}
@@ -40,6 +41,11 @@ func (c *conn) handleSubscribe(p *packet.Subscribe) error {
 			codes[i] = failCode(v5, packet.NotAuthorized)
 			continue
 		}
+		if quota == 0 {
+			codes[i] = quotaCode(v5)
+			continue
+		}
+		quota--
 		sub := topic.Sub{
 			ClientID:          c.clientID,
 			Filter:            filter,
