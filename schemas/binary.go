@@ -20,6 +20,9 @@ import (
 
 // decodeMsgpack decodes one MessagePack value; trailing bytes are an error.
 func decodeMsgpack(_ string, payload []byte) (any, error) {
+	if err := checkMsgpack(payload); err != nil {
+		return nil, fmt.Errorf("decoding MessagePack: %w", err)
+	}
 	r := bytes.NewReader(payload)
 	dec := msgpack.GetDecoder()
 	defer msgpack.PutDecoder(dec)

@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -113,6 +114,8 @@ func TestDecode(t *testing.T) {
 			want: map[string]any{"device": "d1", "temp": 21.5, "n": int64(7), "tags": []any{"a"}}},
 		{name: "msgpack invalid", topic: "mp/x", payload: mustMarshal(t, msgpack.Marshal, map[string]any{"device": "d1"}), wantErr: "temp", dead: true},
 		{name: "msgpack trailing", topic: "mp/x", payload: append(mustMarshal(t, msgpack.Marshal, 1), 1), wantErr: "after the value", dead: true},
+		{name: "msgpack huge array", topic: "mp/x", payload: []byte{0xdd, 0xdd, 0x30, 0x22, 0x01, 0x30}, wantErr: "declares", dead: true},
+		{name: "msgpack too deep", topic: "mp/x", payload: append(bytes.Repeat([]byte{0x91}, 100), 1), wantErr: "too deeply", dead: true},
 		{name: "cbor", topic: "cbor/x", payload: mustMarshal(t, cbor.Marshal, map[any]any{"a": -3, 7: []byte{1}, "f": float32(1.5), "big": uint64(1 << 63)}),
 			want: map[string]any{"a": int64(-3), "7": []byte{1}, "f": 1.5, "big": uint64(1 << 63)}},
 		{name: "cbor truncated", topic: "cbor/x", payload: []byte{0xa1, 0x61}, wantErr: "CBOR", dead: true},
