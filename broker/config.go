@@ -100,6 +100,11 @@ type Config struct {
 	// PublishBurst is how many PUBLISHes may arrive at once above
 	// PublishRate. Default: 0 (1).
 	PublishBurst int `koanf:"publish_burst"`
+	// SlowConsumerTimeout disconnects a connected client (v5: DISCONNECT
+	// 0x97) once messages for it have been dropped because its write
+	// buffer or session queue was full, with none getting through, for
+	// this long. 0 never disconnects. Default: 60s.
+	SlowConsumerTimeout time.Duration `koanf:"slow_consumer_timeout"`
 	// Store chooses where sessions, their queued messages and retained
 	// messages are kept.
 	Store StoreConfig `koanf:"store"`
@@ -138,19 +143,20 @@ type ListenerConfig struct {
 // DefaultConfig returns the broker defaults.
 func DefaultConfig() Config {
 	return Config{
-		Listeners:         []ListenerConfig{{Config: listener.Config{Name: "default", Type: listener.TCP, Address: "127.0.0.1:1883"}, AllowAnonymous: true}},
-		MaxPacketSize:     1 << 20,
-		ReceiveMaximum:    128,
-		MaxInflight:       128,
-		MaxQueuedMessages: 1000,
-		MaxQueuedBytes:    16 << 20,
-		MaxBufferedBytes:  256 << 10,
-		MaxPublisherWait:  time.Second,
-		TopicAliasMaximum: 64,
-		ConnectTimeout:    10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		ShutdownTimeout:   10 * time.Second,
-		Store:             StoreConfig{Type: StoreDisk},
+		Listeners:           []ListenerConfig{{Config: listener.Config{Name: "default", Type: listener.TCP, Address: "127.0.0.1:1883"}, AllowAnonymous: true}},
+		MaxPacketSize:       1 << 20,
+		ReceiveMaximum:      128,
+		MaxInflight:         128,
+		MaxQueuedMessages:   1000,
+		MaxQueuedBytes:      16 << 20,
+		MaxBufferedBytes:    256 << 10,
+		MaxPublisherWait:    time.Second,
+		TopicAliasMaximum:   64,
+		ConnectTimeout:      10 * time.Second,
+		WriteTimeout:        30 * time.Second,
+		ShutdownTimeout:     10 * time.Second,
+		Store:               StoreConfig{Type: StoreDisk},
+		SlowConsumerTimeout: time.Minute,
 	}
 }
 
@@ -206,6 +212,7 @@ func (c Config) Validate() []error {
 		{"shutdown_timeout", c.ShutdownTimeout, true},
 		{"reject_wait", c.RejectWait, false},
 		{"max_publisher_wait", c.MaxPublisherWait, false},
+		{"slow_consumer_timeout", c.SlowConsumerTimeout, false},
 	}
 	for _, d := range durations {
 		switch {

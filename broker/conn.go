@@ -26,8 +26,9 @@ type conn struct {
 	r   *packet.Reader
 	lis *boundListener
 
-	addrKey   string      // connection limits: the client's host
-	pubBucket tokenBucket // publish_rate, reader goroutine only
+	addrKey   string       // connection limits: the client's host
+	pubBucket tokenBucket  // publish_rate, reader goroutine only
+	fullSince atomic.Int64 // unix ns since messages for it are dropped (full), 0: not
 	rd        countingReader
 
 	// Set while handling CONNECT, read-only afterwards.

@@ -175,6 +175,46 @@ func (c *conn) pacePublish() error {
 	}
 }
 
+// noteFull records that connected client c could not take a message (its
+// write buffer or session queue is full). It reports whether that has
+// lasted slow_consumer_timeout without any message getting through: the
+// caller then kicks c (after releasing c.outMu).
+func (c *conn) noteFull() bool {
+	d := c.s.cfg.SlowConsumerTimeout
+	if d == 0 {
+		return false
+	}
+	now := time.Now().UnixNano()
+	since := c.fullSince.Load()
+	if since == 0 {
+		c.fullSince.CompareAndSwap(0, now)
+		return false
+	}
+	return now-since >= int64(d) && !c.kicked.Load()
+}
+
+// noteRoom records that a message got through to c.
+func (c *conn) noteRoom() {
+	if c.fullSince.Load() != 0 {
+		c.fullSince.Store(0)
+	}
+}
+
+// kickSlow disconnects a client that stopped reading (v5: DISCONNECT 0x97
+// Quota Exceeded); other clients never wait for it.
+func (c *conn) kickSlow() {
+	if c.kicked.Load() {
+		return
+	}
+	c.s.stats.slowKicked.Add(1)
+	c.s.log.Info("disconnecting slow consumer", "client_id", c.clientID, "remote_addr", c.remoteAddr(),
+		"full_for", c.s.cfg.SlowConsumerTimeout)
+	c.kick(packet.QuotaExceeded)
+	// Its writer is blocked on a full socket: close it now rather than
+	// after write_timeout (the DISCONNECT cannot get through anyway).
+	c.nc.Close()
+}
+
 // subscriptionQuota returns how many more subscriptions c may add (-1:
 // unlimited).
 func (c *conn) subscriptionQuota() int {

@@ -136,3 +136,29 @@ func TestPublishRate(t *testing.T) {
 		t.Fatalf("throttled not counted")
 	}
 }
+
+func TestSlowConsumerDisconnected(t *testing.T) {
+	s, addr := startServer(t, func(c *Config) {
+		c.MaxBufferedBytes = 1024
+		c.SlowConsumerTimeout = 300 * time.Millisecond
+	}, Options{})
+	slow := dialRaw(t, addr, packet.Version5)
+	slow.connect(&packet.Connect{ClientID: []byte("slow"), CleanStart: true})
+	subscribe(t, slow, packet.Subscription{Filter: []byte("s/#")})
+	// slow never reads again: its socket buffers fill, then its write
+	// buffer, then messages for it are dropped until the deadline.
+	payload := make([]byte, 4096)
+	deadline := time.Now().Add(20 * time.Second)
+	for s.Stats().SlowConsumers == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("slow consumer not disconnected; dropped %v", s.Stats().Dropped)
+		}
+		for range 100 {
+			if err := s.Publish(&Message{Topic: "s/x", Payload: payload}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	waitFor(t, func() bool { return s.Stats().Connections == 0 })
+}

@@ -34,6 +34,7 @@ type stats struct {
 	denied      [numDenials]atomic.Uint64
 	refused     [numRefusals]atomic.Uint64
 	throttled   atomic.Uint64
+	slowKicked  atomic.Uint64
 }
 
 // Refusals by the authenticator, the values of the action label of
@@ -77,6 +78,8 @@ type Stats struct {
 	Refused map[string]uint64
 	// Throttled counts waits of publishers held to publish_rate.
 	Throttled uint64
+	// SlowConsumers counts clients disconnected by slow_consumer_timeout.
+	SlowConsumers uint64
 }
 
 // Stats returns a snapshot of the broker's counters.
@@ -104,6 +107,7 @@ func (s *Server) Stats() Stats {
 		st.Refused[n] = s.stats.refused[i].Load()
 	}
 	st.Throttled = s.stats.throttled.Load()
+	st.SlowConsumers = s.stats.slowKicked.Load()
 	st.Denied = make(map[string]uint64, numDenials)
 	for i, n := range denialNames {
 		st.Denied[n] = s.stats.denied[i].Load()
@@ -128,13 +132,14 @@ var (
 	descBytesOut    = prometheus.NewDesc("sluice_broker_bytes_sent_total", "Bytes written to clients.", nil, nil)
 	descRefused     = prometheus.NewDesc("sluice_broker_connections_refused_total", "Connections closed at accept by a limit.", []string{"reason"}, nil)
 	descThrottled   = prometheus.NewDesc("sluice_broker_publish_throttled_total", "Waits of publishers held to publish_rate.", nil, nil)
+	descSlow        = prometheus.NewDesc("sluice_broker_slow_consumers_disconnected_total", "Clients disconnected because their queue stayed full past slow_consumer_timeout.", nil, nil)
 	descDenied      = prometheus.NewDesc("sluice_broker_denied_total", "Requests refused by authentication, ACL or topic limits.", []string{"action"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnections, descSessions, descSubs, descRetained, descPending,
-		descReceived, descSent, descRejected, descDropped, descBytesIn, descBytesOut, descDenied, descRefused, descThrottled} {
+		descReceived, descSent, descRejected, descDropped, descBytesIn, descBytesOut, descDenied, descRefused, descThrottled, descSlow} {
 		ch <- d
 	}
 }
@@ -170,6 +175,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		counter(descRefused, st.Refused[name], name)
 	}
 	counter(descThrottled, st.Throttled)
+	counter(descSlow, st.SlowConsumers)
 }
 
 // drop counts one undelivered message.

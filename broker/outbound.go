@@ -254,10 +254,17 @@ func (c *conn) sendEncoded(b []byte, rc *routeCtx) {
 				rc.pacer.paceOn.Store(c)
 			}
 			st.drop(dropBufferFull)
+			slow := c.noteFull()
+			c.outMu.Unlock()
+			if slow {
+				c.kickSlow()
+			}
+			return
 		default:
 			c.ensureBufLocked()
 			c.out.buf = append(c.out.buf, b...)
 			st.sent.Add(1)
+			c.noteRoom()
 			c.startWriterLocked()
 		}
 		c.outMu.Unlock()
@@ -354,6 +361,11 @@ func (c *conn) sendPublish(m *Message, qos byte, pid uint16, retain, dup bool, s
 	}
 	if qos == 0 && len(c.out.buf) > 0 && len(c.out.buf) >= c.s.cfg.MaxBufferedBytes {
 		st.drop(dropBufferFull)
+		if c.noteFull() {
+			c.outMu.Unlock() // kick takes it; the deferred Unlock needs it held
+			c.kickSlow()
+			c.outMu.Lock()
+		}
 		return false
 	}
 	c.applyAliasLocked(p)
@@ -371,6 +383,7 @@ func (c *conn) sendPublish(m *Message, qos byte, pid uint16, retain, dup bool, s
 	}
 	c.out.buf = b
 	st.sent.Add(1)
+	c.noteRoom()
 	c.startWriterLocked()
 	return true
 }

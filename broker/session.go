@@ -328,7 +328,13 @@ func (ss *session) enqueue(s *Server, m *Message, qos byte, retain bool, subID u
 	}
 	if ss.qlen() >= s.cfg.MaxQueuedMessages || ss.queuedBytes+len(m.Payload) > s.cfg.MaxQueuedBytes {
 		s.stats.drop(dropQueueFull)
+		if c != nil && c.noteFull() {
+			c.kickSlow() // ss.mu before outMu: allowed
+		}
 		return false
+	}
+	if c != nil {
+		c.noteRoom()
 	}
 	if ss.qhead > 0 && ss.qhead >= len(ss.queue)/2 {
 		n := copy(ss.queue, ss.queue[ss.qhead:])
