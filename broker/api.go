@@ -65,6 +65,8 @@ type Options struct {
 	Registerer prometheus.Registerer // default: none (metrics not exported)
 	Consumer   Consumer              // default: accepts every message at once
 	Store      SessionStore          // default: none (state in memory only)
+	// Version is published in $SYS/broker/version. Default: "".
+	Version string
 	// Auth authenticates clients at CONNECT and authorises their
 	// PUBLISH, SUBSCRIBE and will topics (*auth.Auth satisfies it).
 	// Default: nil (each listener's allow_anonymous decides, a verified

@@ -105,6 +105,10 @@ type Config struct {
 	// buffer or session queue was full, with none getting through, for
 	// this long. 0 never disconnects. Default: 60s.
 	SlowConsumerTimeout time.Duration `koanf:"slow_consumer_timeout"`
+	// SysInterval is how often the $SYS topics (version, uptime, clients,
+	// messages, bytes, subscriptions, retained count) are published,
+	// retained. 0 disables them. Default: 10s.
+	SysInterval time.Duration `koanf:"sys_interval"`
 	// Store chooses where sessions, their queued messages and retained
 	// messages are kept.
 	Store StoreConfig `koanf:"store"`
@@ -157,6 +161,7 @@ func DefaultConfig() Config {
 		ShutdownTimeout:     10 * time.Second,
 		Store:               StoreConfig{Type: StoreDisk},
 		SlowConsumerTimeout: time.Minute,
+		SysInterval:         10 * time.Second,
 	}
 }
 
@@ -213,6 +218,7 @@ func (c Config) Validate() []error {
 		{"reject_wait", c.RejectWait, false},
 		{"max_publisher_wait", c.MaxPublisherWait, false},
 		{"slow_consumer_timeout", c.SlowConsumerTimeout, false},
+		{"sys_interval", c.SysInterval, false},
 	}
 	for _, d := range durations {
 		switch {

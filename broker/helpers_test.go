@@ -28,6 +28,7 @@ func startServerWith(t testing.TB, mut func(*Config), opts Options, hook func(*S
 	cfg := DefaultConfig()
 	cfg.Listeners = []ListenerConfig{{Config: listener.Config{Name: "test", Address: "127.0.0.1:0"}, AllowAnonymous: true}}
 	cfg.ShutdownTimeout = time.Second
+	cfg.SysInterval = 0 // tests that count retained messages; TestSysTopics opts in
 	if mut != nil {
 		mut(&cfg)
 	}

@@ -3,6 +3,7 @@ package broker
 import (
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -161,4 +162,29 @@ func TestSlowConsumerDisconnected(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	waitFor(t, func() bool { return s.Stats().Connections == 0 })
+}
+
+func TestSysTopics(t *testing.T) {
+	_, addr := startServer(t, func(c *Config) { c.SysInterval = 50 * time.Millisecond }, Options{Version: "v-test"})
+	c := dialRaw(t, addr, packet.Version5)
+	c.connect(&packet.Connect{ClientID: []byte("sys"), CleanStart: true})
+	subscribe(t, c, packet.Subscription{Filter: []byte("$SYS/broker/#")})
+	want := map[string]string{"$SYS/broker/version": "v-test", "$SYS/broker/clients/connected": "1"}
+	got := map[string]string{}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(got) < 10 || got["$SYS/broker/clients/connected"] != "1" {
+		if time.Now().After(deadline) {
+			t.Fatalf("$SYS topics: %v", got)
+		}
+		p := readPublish(t, c)
+		got[string(p.Topic)] = string(p.Payload)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	if _, err := strconv.Atoi(got["$SYS/broker/uptime"]); err != nil {
+		t.Errorf("uptime %q", got["$SYS/broker/uptime"])
+	}
 }

@@ -37,6 +37,8 @@ type Server struct {
 	auth     Auth                       // nil: listeners' allow_anonymous, all allowed
 	storeSt  storeState
 	limits   connLimits
+	version  string    // $SYS/broker/version
+	started  time.Time // $SYS/broker/uptime
 	idPrefix string
 	nextID   atomic.Uint64
 
@@ -78,6 +80,8 @@ func New(cfg Config, opts Options) (*Server, error) {
 		consumer: opts.Consumer,
 		store:    opts.Store,
 		auth:     opts.Auth,
+		version:  opts.Version,
+		started:  time.Now(),
 		subs:     topic.NewTree(),
 		retained: topic.NewRetained[*Message](),
 		idPrefix: fmt.Sprintf("sluice-%x-", time.Now().UnixNano()&0xffffffffff),
@@ -173,6 +177,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	for _, l := range s.listeners {
 		s.wg.Add(1)
 		go s.accept(l)
+	}
+	if s.cfg.SysInterval > 0 {
+		s.wg.Add(1)
+		go s.runSys(s.drainCh)
 	}
 	s.mu.Unlock()
 

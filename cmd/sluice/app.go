@@ -110,6 +110,7 @@ func newApp(cfg Config, path string, environ []string, log *slog.Logger) (*app, 
 	}
 	srv, err := broker.New(cfg.Broker, broker.Options{
 		Logger: log.With("component", "broker"), Registerer: reg, Consumer: p, Auth: au, Store: bstore,
+		Version: versionString(),
 	})
 	if err != nil {
 		closeSinks(sinkSet)
