@@ -124,14 +124,17 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 	want := map[string]float64{
-		"sluice_broker_connections":                            2,
-		"sluice_broker_sessions":                               2,
-		"sluice_broker_subscriptions":                          1,
-		"sluice_broker_messages_received_total{qos=0}":         1,
-		"sluice_broker_messages_received_total{qos=1}":         1,
-		"sluice_broker_messages_received_total{qos=2}":         0,
-		"sluice_broker_messages_sent_total":                    2,
-		"sluice_broker_messages_dropped_total{reason=offline}": 0,
+		"sluice_broker_connections":                                               2,
+		"sluice_broker_sessions":                                                  2,
+		"sluice_broker_subscriptions":                                             1,
+		"sluice_broker_messages_received_total{qos=0}":                            1,
+		"sluice_broker_messages_received_total{qos=1}":                            1,
+		"sluice_broker_messages_received_total{qos=2}":                            0,
+		"sluice_broker_messages_sent_total":                                       2,
+		"sluice_broker_messages_dropped_total{reason=offline}":                    0,
+		"sluice_broker_listener_handshakes_total{listener=test}{result=accepted}": 2,
+		"sluice_broker_denied_total{action=publish}":                              0,
+		"sluice_broker_connections_refused_total{reason=max_connections}":         0,
 	}
 	for k, v := range want {
 		if g, ok := got[k]; !ok || g != v {

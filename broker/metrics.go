@@ -133,13 +133,18 @@ var (
 	descRefused     = prometheus.NewDesc("sluice_broker_connections_refused_total", "Connections closed at accept by a limit.", []string{"reason"}, nil)
 	descThrottled   = prometheus.NewDesc("sluice_broker_publish_throttled_total", "Waits of publishers held to publish_rate.", nil, nil)
 	descSlow        = prometheus.NewDesc("sluice_broker_slow_consumers_disconnected_total", "Clients disconnected because their queue stayed full past slow_consumer_timeout.", nil, nil)
+	descHandshakes  = prometheus.NewDesc("sluice_broker_listener_handshakes_total", "Connections by handshake result.", []string{"listener", "result"}, nil)
+	descHandshaking = prometheus.NewDesc("sluice_broker_listener_handshaking", "Connections in their handshake now.", []string{"listener"}, nil)
+	descAcceptQueue = prometheus.NewDesc("sluice_broker_listener_accept_queue", "Ready connections waiting to be accepted.", []string{"listener"}, nil)
+	descCertReloads = prometheus.NewDesc("sluice_broker_listener_cert_reloads_total", "Certificate reloads by result.", []string{"listener", "result"}, nil)
 	descDenied      = prometheus.NewDesc("sluice_broker_denied_total", "Requests refused by authentication, ACL or topic limits.", []string{"action"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnections, descSessions, descSubs, descRetained, descPending,
-		descReceived, descSent, descRejected, descDropped, descBytesIn, descBytesOut, descDenied, descRefused, descThrottled, descSlow} {
+		descReceived, descSent, descRejected, descDropped, descBytesIn, descBytesOut, descDenied, descRefused, descThrottled, descSlow,
+		descHandshakes, descHandshaking, descAcceptQueue, descCertReloads} {
 		ch <- d
 	}
 }
@@ -176,6 +181,22 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(descThrottled, st.Throttled)
 	counter(descSlow, st.SlowConsumers)
+	c.s.mu.Lock()
+	lis := append([]*boundListener(nil), c.s.listeners...)
+	c.s.mu.Unlock()
+	for _, l := range lis {
+		ls, name := l.ln.Stats(), l.cfg.Name
+		counter(descHandshakes, ls.Accepted, name, "accepted")
+		counter(descHandshakes, ls.TimedOut, name, "timeout")
+		counter(descHandshakes, ls.Aborted, name, "aborted")
+		for stage, n := range ls.Failed {
+			counter(descHandshakes, n, name, stage)
+		}
+		ch <- prometheus.MustNewConstMetric(descHandshaking, prometheus.GaugeValue, float64(ls.Handshaking), name)
+		ch <- prometheus.MustNewConstMetric(descAcceptQueue, prometheus.GaugeValue, float64(ls.Queued), name)
+		counter(descCertReloads, ls.CertReloads, name, "ok")
+		counter(descCertReloads, ls.CertReloadErrors, name, "error")
+	}
 }
 
 // drop counts one undelivered message.
