@@ -47,6 +47,11 @@ func (p *Pipeline) Deliver(ctx context.Context, m *broker.Message, ack func(erro
 	in.Payload, in.DecodeErr = p.decoder.Decode(m.Topic, m.Payload)
 	if in.DecodeErr != nil {
 		p.acct.decodeErrors.Add(1)
+		var inv deadLetterer
+		if errors.As(in.DecodeErr, &inv) && inv.DeadLetterPayload() {
+			p.deadLetterInvalid(m, in.DecodeErr, ack)
+			return
+		}
 	}
 	outsp := p.outPool.Get().(*[]Output)
 	outs := p.router.Route(&in, (*outsp)[:0])
@@ -117,6 +122,39 @@ func (p *Pipeline) Deliver(ctx context.Context, m *broker.Message, ack func(erro
 	default:
 		p.deliverMemory(ctx, m, live, mode, ack)
 	}
+}
+
+// deadLetterer is implemented by decode errors whose payload must go to
+// the dead-letter store instead of the rules (a schema binding's
+// on_invalid: dead_letter).
+type deadLetterer interface{ DeadLetterPayload() bool }
+
+// Accounting labels of payloads dead-lettered before routing.
+const (
+	invalidRule = "schemas"
+	invalidSink = "dead_letter"
+)
+
+// deadLetterInvalid stores an undecodable or invalid message, with the
+// reason, before acknowledging it.
+func (p *Pipeline) deadLetterInvalid(m *broker.Message, reason error, ack func(error)) {
+	f := p.acct.flow(invalidRule, invalidSink)
+	f.received.Add(1)
+	f.buffered.Add(1)
+	err := p.dlq.Add(&deadletter.Entry{
+		Rule: invalidRule, Sink: invalidSink, Topic: m.Topic, ClientID: m.ClientID, Username: m.Username,
+		QoS: m.QoS, ReceivedAt: m.ReceivedAt, Payload: m.Payload, Error: reason.Error(),
+	})
+	if err != nil {
+		p.log.Error("writing dead letter for an invalid payload", "error", err)
+		f.drop(DropStoreFailed, 1)
+		p.acct.rejected.Add(1)
+		ack(&broker.RejectError{Code: codeUnspecified, Reason: "dead-letter store failed"})
+		return
+	}
+	f.deadLettered.Add(1)
+	f.buffered.Add(-1)
+	ack(nil)
 }
 
 // refuse rejects a message to its publisher after its outputs were counted.

@@ -448,3 +448,44 @@ func TestRemovedSinkReleasesItsCursor(t *testing.T) {
 		t.Fatalf("cursors after removing sink b = %v, want [a]", got)
 	}
 }
+
+type invalidErr struct{}
+
+func (invalidErr) Error() string           { return "validating payload at \"/temp\": want number" }
+func (invalidErr) DeadLetterPayload() bool { return true }
+
+type rejectingDecoder struct{}
+
+func (rejectingDecoder) Decode(string, []byte) (any, error) { return nil, invalidErr{} }
+
+func TestInvalidPayloadDeadLettered(t *testing.T) {
+	cfg := testConfig(t)
+	sink := &memSink{}
+	p, err := New(cfg, Options{Router: routeAll("mem"), Sinks: map[string]sinks.Sink{"mem": sink}, Decoder: rejectingDecoder{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Open(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	h := &harness{t: t, p: p}
+	if err := waitAck(t, h.publish("c", 0, 1)); err != nil {
+		t.Fatalf("ack: %v", err)
+	}
+	entries, _ := p.DeadLetters().List(0, 10, false)
+	if len(entries) != 1 || !strings.Contains(entries[0].Error, "/temp") || entries[0].Rule != "schemas" {
+		t.Fatalf("dead letters = %+v", entries)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := len(sink.records()); n != 0 {
+		t.Fatalf("an invalid payload was routed to the sink (%d records)", n)
+	}
+	s := assertBalanced(t, p)
+	if f := flowOf(s, "schemas", "dead_letter"); f.Received != 1 || f.DeadLettered != 1 {
+		t.Errorf("flow = %+v", f)
+	}
+}

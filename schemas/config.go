@@ -122,7 +122,7 @@ func (c Config) Validate() []error {
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	c = c.withDefaults()
 	for i, b := range c.Bindings {
-		key := fmt.Sprintf("schemas.bindings[%d]", i)
+		key := fmt.Sprintf("bindings[%d]", i)
 		if b.Topic == "" {
 			bad("%s.topic: required", key)
 		} else if !topic.ValidFilter([]byte(b.Topic)) {
@@ -153,7 +153,7 @@ func (c Config) Validate() []error {
 		}
 	}
 	if c.Sparkplug.RebirthInterval < 0 {
-		bad("schemas.sparkplug.rebirth_interval: negative duration %s", c.Sparkplug.RebirthInterval)
+		bad("sparkplug.rebirth_interval: negative duration %s", c.Sparkplug.RebirthInterval)
 	}
 	return errs
 }

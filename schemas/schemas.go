@@ -52,6 +52,10 @@ func (e *InvalidError) Error() string {
 // Unwrap returns the underlying decoder error.
 func (e *InvalidError) Unwrap() error { return e.Err }
 
+// DeadLetterPayload tells the pipeline to dead-letter the message instead
+// of routing it (the binding's on_invalid: dead_letter).
+func (e *InvalidError) DeadLetterPayload() bool { return e.DeadLetter }
+
 // Options carries the collaborators of New.
 type Options struct {
 	// Logger defaults to discarding.
@@ -188,7 +192,9 @@ func (d *Decoders) Decode(topicName string, payload []byte) (any, error) {
 		}
 		return v, nil
 	}
-	return decodeJSON(topicName, payload)
+	// No binding: the default JSON decoder (its not-JSON error is shared,
+	// so binary payloads cost no error formatting).
+	return rules.JSONDecoder{}.Decode(topicName, payload)
 }
 
 func decodeJSON(_ string, payload []byte) (any, error) {

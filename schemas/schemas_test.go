@@ -182,11 +182,11 @@ func TestConfigErrors(t *testing.T) {
 	}{
 		{"valid", Config{Bindings: []BindingConfig{{Topic: "a/+"}}}, nil},
 		{"bad binding", Config{Bindings: []BindingConfig{{Topic: "a/#/b", Decoder: "xml", OnInvalid: "drop"}}},
-			[]string{"schemas.bindings[0].topic: invalid", "schemas.bindings[0].decoder: unknown", "schemas.bindings[0].on_invalid: unknown"}},
+			[]string{"bindings[0].topic: invalid", "bindings[0].decoder: unknown", "bindings[0].on_invalid: unknown"}},
 		{"protobuf", Config{Bindings: []BindingConfig{{Topic: "a"}, {Topic: "b", Decoder: DecoderProtobuf}}},
-			[]string{"schemas.bindings[1].protobuf.message: required", "schemas.bindings[1].protobuf: exactly one"}},
+			[]string{"bindings[1].protobuf.message: required", "bindings[1].protobuf: exactly one"}},
 		{"raw schema", Config{Bindings: []BindingConfig{{Decoder: DecoderRaw, Schema: "x.json"}}},
-			[]string{"schemas.bindings[0].topic: required", "schemas.bindings[0].schema: a raw payload"}},
+			[]string{"bindings[0].topic: required", "bindings[0].schema: a raw payload"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -23,6 +23,8 @@ import (
 	"github.com/sluicehq/sluice/ingest"
 	"github.com/sluicehq/sluice/internal/admin"
 	"github.com/sluicehq/sluice/rules"
+	"github.com/sluicehq/sluice/schemas"
+	"github.com/sluicehq/sluice/schemas/sparkplug"
 	"github.com/sluicehq/sluice/sinks"
 	"github.com/sluicehq/sluice/sinks/clickhouse"
 	"github.com/sluicehq/sluice/sinks/republish"
@@ -83,8 +85,24 @@ func newApp(cfg Config, path string, environ []string, log *slog.Logger) (*app, 
 	a.rules = holder
 	a.sinks = sinkSet
 	reg.MustRegister(rulesVersionCollector{holder})
+	decoders, err := schemas.New(cfg.Schemas, schemas.Options{
+		Logger: log.With("component", "schemas"), Registerer: reg,
+		// Sparkplug rebirth requests (NCMD) go out through the broker,
+		// off the decoding goroutine; the decoder rate-limits them per node.
+		Rebirth: func(r sparkplug.RebirthRequest) {
+			go func() {
+				if err := ref.Publish(&broker.Message{Topic: r.Topic, Payload: r.Payload, ReceivedAt: time.Now()}); err != nil {
+					log.Warn("publishing Sparkplug rebirth request", "topic", r.Topic, "err", err)
+				}
+			}()
+		},
+	})
+	if err != nil {
+		closeSinks(sinkSet)
+		return nil, err
+	}
 	p, err := ingest.New(cfg.Ingest, ingest.Options{
-		Logger: log, Registerer: reg, Sinks: sinkSet, Router: holder, Decoder: rules.JSONDecoder{},
+		Logger: log, Registerer: reg, Sinks: sinkSet, Router: holder, Decoder: decoders,
 	})
 	if err != nil {
 		closeSinks(sinkSet)
@@ -228,6 +246,7 @@ func (a *app) reloadOnHangup(ctx context.Context) {
 			return
 		case <-hup:
 		}
+		a.reloadAuth()
 		cfg, opts, err := a.reloadConfig()
 		if err == nil {
 			err = a.rules.Reload(cfg, opts)
@@ -269,6 +288,20 @@ func (l *lazyStore) Close() error {
 		return nil
 	}
 	return l.disk.Close()
+}
+
+// reloadAuth re-reads the config file's auth section (users, ACL,
+// limits); an invalid one is refused and the active one stays.
+func (a *app) reloadAuth() {
+	cfg, err := loadConfig(a.path, a.environ)
+	if err == nil {
+		err = a.auth.Reload(cfg.Auth)
+	}
+	if err != nil {
+		a.log.Error("reloading auth on SIGHUP; keeping the active users and ACL", "err", err)
+		return
+	}
+	a.log.Info("auth reloaded")
 }
 
 func closeSinks(set map[string]sinks.Sink) {

@@ -15,6 +15,7 @@ import (
 	"github.com/sluicehq/sluice/internal/admin"
 	"github.com/sluicehq/sluice/internal/config"
 	"github.com/sluicehq/sluice/rules"
+	"github.com/sluicehq/sluice/schemas"
 	"github.com/sluicehq/sluice/sinks/sinkconfig"
 )
 
@@ -31,6 +32,8 @@ type Config struct {
 	Ingest ingest.Config `koanf:"ingest"`
 	// Admin configures the admin HTTP listener (metrics, probes, APIs).
 	Admin admin.Config `koanf:"admin"`
+	// Schemas binds payload decoders and validators to topics.
+	Schemas schemas.Config `koanf:"schemas"`
 	// Sinks are the destinations rules write to, by name.
 	Sinks sinkSection `koanf:"sinks"`
 	// Rules route, filter and reshape messages; compiled by package rules,
@@ -82,6 +85,7 @@ func (c *Config) sections() []config.Section {
 		{Name: "auth", Value: &c.Auth},
 		{Name: "ingest", Value: &c.Ingest},
 		{Name: "admin", Value: &c.Admin},
+		{Name: "schemas", Value: &c.Schemas},
 		{Name: "sinks", Value: &c.Sinks},
 		{Name: "rules", Value: &c.Rules},
 		{Name: "rules_files", Value: &c.RulesFiles},
