@@ -2,6 +2,8 @@ package broker
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -212,4 +214,84 @@ func TestAuthACL(t *testing.T) {
 	if got := s.Stats().Denied["publish"] - deniedBefore; got != denied {
 		t.Errorf("denied publish = %d, want %d", got, denied)
 	}
+}
+
+// TestAuthWillRechecked changes the ACL between CONNECT and the will
+// firing: the will is dropped.
+func TestAuthWillRechecked(t *testing.T) {
+	acl := &switchAuth{allow: true}
+	s, addr := startServer(t, nil, Options{Auth: acl})
+	watch := dialRaw(t, addr, packet.Version5)
+	watch.connect(&packet.Connect{ClientID: []byte("watch"), CleanStart: true})
+	subscribe(t, watch, packet.Subscription{Filter: []byte("will/#")})
+	for _, allow := range []bool{true, false} {
+		acl.set(true)
+		c := dialRaw(t, addr, packet.Version5)
+		c.connect(&packet.Connect{ClientID: []byte("w"), CleanStart: true, WillFlag: true,
+			WillTopic: []byte("will/x"), WillPayload: []byte("gone")})
+		acl.set(allow)
+		c.nc.Close() // abnormal end: the will fires
+		if allow {
+			if p := readPublish(t, watch); string(p.Payload) != "gone" {
+				t.Fatalf("will payload %q", p.Payload)
+			}
+			continue
+		}
+		watch.expectNothing(300 * time.Millisecond)
+		if s.Stats().Denied["publish"] != 1 {
+			t.Fatalf("denied will not counted: %v", s.Stats().Denied)
+		}
+	}
+}
+
+// switchAuth allows everyone in and allows or denies every publish.
+type switchAuth struct {
+	mu    sync.Mutex
+	allow bool
+}
+
+func (a *switchAuth) set(v bool) { a.mu.Lock(); a.allow = v; a.mu.Unlock() }
+
+func (a *switchAuth) Authenticate(_ context.Context, c auth.Credentials) (auth.Identity, error) {
+	return auth.Identity{ClientID: c.ClientID}, nil
+}
+
+func (a *switchAuth) CanPublish(auth.Identity, string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.allow
+}
+
+func (a *switchAuth) CanSubscribe(auth.Identity, string) bool { return true }
+
+// TestAuthPasswordFlood sends a flood of wrong passwords from one address:
+// after max_failures the answer is 0x9F without a hash check, every
+// connection is closed, and no goroutine is left behind.
+func TestAuthPasswordFlood(t *testing.T) {
+	cfg := auth.DefaultConfig()
+	h, _ := bcrypt.GenerateFromPassword([]byte("secret"), bcrypt.MinCost)
+	cfg.Users = []auth.UserConfig{{Username: "alice", PasswordHash: string(h)}}
+	cfg.MaxFailures = 3
+	a, err := auth.New(cfg, auth.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, addr := startServer(t, nil, Options{Auth: a})
+	before := runtime.NumGoroutine()
+	codes := map[packet.ReasonCode]int{}
+	for i := range 50 {
+		c := dialRaw(t, addr, packet.Version5)
+		ca := c.connect(&packet.Connect{ClientID: []byte(fmt.Sprint("f", i)), CleanStart: true,
+			UsernameFlag: true, Username: []byte("alice"), PasswordFlag: true, Password: []byte("guess")})
+		codes[ca.ReasonCode]++
+		c.expectClosed(-1)
+		c.nc.Close()
+	}
+	if codes[packet.BadUserNameOrPassword] != 3 || codes[packet.ConnectionRateExceeded] != 47 {
+		t.Fatalf("CONNACK codes %v, want 3 × 0x86 then 47 × 0x9F", codes)
+	}
+	if got := s.Stats().Denied["connect"]; got != 50 {
+		t.Errorf("denied connect = %d, want 50", got)
+	}
+	waitFor(t, func() bool { return runtime.NumGoroutine() <= before+2 })
 }

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluicehq/sluice/broker/auth"
 	"github.com/sluicehq/sluice/broker/packet"
 )
 
@@ -43,7 +44,8 @@ type session struct {
 	relWait  int             // inQoS2 entries with PUBREC sent
 	relWaitN atomic.Int32    // relWait, readable without mu
 
-	will      *Message // delayed will waiting for willTimer
+	will      *Message      // delayed will waiting for willTimer
+	willIdent auth.Identity // whose will: checked against the ACL when it fires
 	willTimer *time.Timer
 	expTimer  *time.Timer
 	offlineAt time.Time // when the client left; zero while connected
@@ -195,15 +197,17 @@ func (s *Server) detach(c *conn) {
 					wills = append(wills, w)
 				}
 			}
-			if will != nil {
+			if will != nil && s.willAllowed(c.ident, will) {
 				wills = append(wills, will)
 			}
 		} else {
 			if will != nil {
 				if c.willDelay == 0 {
-					wills = append(wills, will)
+					if s.willAllowed(c.ident, will) {
+						wills = append(wills, will)
+					}
 				} else {
-					ss.will = will
+					ss.will, ss.willIdent = will, c.ident
 					d := min(c.willDelay, ss.expiry)
 					ss.willTimer = s.sessionTimer(ss, d, false)
 				}
@@ -239,6 +243,9 @@ func (s *Server) sessionTimer(ss *session, secs uint32, end bool) *time.Timer {
 				will = s.endSessionLocked(sh, ss)
 			} else {
 				will, ss.will = ss.will, nil
+				if will != nil && !s.willAllowed(ss.willIdent, will) {
+					will = nil
+				}
 			}
 		}
 		ss.mu.Unlock()
@@ -265,7 +272,22 @@ func (s *Server) endSessionLocked(sh *sessionShard, ss *session) *Message {
 	ss.inQoS2 = nil
 	will := ss.will
 	ss.will = nil
+	if will != nil && !s.willAllowed(ss.willIdent, will) {
+		return nil
+	}
 	return will
+}
+
+// willAllowed checks a will against the ACL again when it fires (the
+// rules may have changed since CONNECT); a denied will is dropped, logged
+// and counted.
+func (s *Server) willAllowed(id auth.Identity, m *Message) bool {
+	if s.auth == nil || s.auth.CanPublish(id, m.Topic) {
+		return true
+	}
+	s.stats.denied[deniedPublish].Add(1)
+	s.log.Info("will not published: topic not authorised", "client_id", id.ClientID, "topic", m.Topic)
+	return false
 }
 
 func (ss *session) stopTimersLocked() {
