@@ -201,3 +201,10 @@ func TestWebSocketRoundTrip(t *testing.T) {
 		t.Fatalf("connect on the wrong path succeeded")
 	}
 }
+
+// x509Pool returns a pool holding the PEM certificates in pem.
+func x509Pool(pem []byte) *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AppendCertsFromPEM(pem)
+	return p
+}
