@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/chtest"
+	"github.com/sluicehq/sluice/internal/e2etest"
 )
 
 // The rule and sink under test, as in sinks/clickhouse/README.md.
@@ -114,7 +115,7 @@ func waitRows(t testing.TB, ch *chtest.Server, table string, want int, timeout t
 func dlqList(t testing.TB, bin, admin string) string {
 	t.Helper()
 	cmd := exec.Command(bin, "dlq", "list", "-admin", admin)
-	cmd.Env = cleanEnv()
+	cmd.Env = e2etest.CleanEnv()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -131,11 +132,11 @@ func dlqList(t testing.TB, bin, admin string) string {
 // once with the values the transform made, the bad row alone in the
 // dead-letter store with the column named, and the accounting balanced.
 func TestMQTTToClickHouse(t *testing.T) {
-	bin := binary(t)
+	bin := e2etest.BuildSluice(t)
 	ch := chtest.Start(t, chtest.Options{})
 	db := ch.Database(t)
 	table := db + ".telemetry"
-	s := startSluice(t, bin, sluiceConfig(sinkSettings{chAddr: ch.Addr(), database: db, dataDir: filepath.Join(t.TempDir(), "data")}))
+	s := e2etest.Start(t, bin, sluiceConfig(sinkSettings{chAddr: ch.Addr(), database: db, dataDir: filepath.Join(t.TempDir(), "data")}))
 
 	pubs := []published{
 		{client: "press-0", site: "berlin", line: "1", n: 250},
@@ -148,19 +149,19 @@ func TestMQTTToClickHouse(t *testing.T) {
 	errs := make(chan error, len(pubs))
 	for _, p := range pubs {
 		good += p.n
-		c := connectV3(t, s.MQTTAddr, p.client)
+		c := e2etest.ConnectV3(t, s.MQTTAddr, p.client)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			st := &streamer{c: c, topic: p.topic(), window: 16, limit: p.n}
-			st.run(nil)
-			acked, failed, err := st.result()
+			st := &e2etest.Streamer{Client: c, Topic: p.topic(), Payload: payload, Window: 16, Limit: p.n}
+			st.Run(nil)
+			acked, failed, err := st.Result()
 			if err != nil || failed > 0 || len(acked) != p.n {
 				errs <- fmt.Errorf("%s: %d acked, %d failed: %v", p.client, len(acked), failed, err)
 			}
 		}()
 	}
-	bad := connectV3(t, s.MQTTAddr, "press-bad")
+	bad := e2etest.ConnectV3(t, s.MQTTAddr, "press-bad")
 	const badTopic = "plant/berlin/line/3/telemetry"
 	if tok := bad.Publish(badTopic, 1, false, `{"rpm":7,"state":"run","temp":"hot"}`); !tok.WaitTimeout(time.Minute) || tok.Error() != nil {
 		t.Fatalf("publishing the bad message: %v", tok.Error())
@@ -172,7 +173,7 @@ func TestMQTTToClickHouse(t *testing.T) {
 	}
 
 	waitRows(t, ch, table, good, 2*time.Minute)
-	st := s.drained(ruleName, sinkName, int64(good+1), time.Minute)
+	st := s.Drained(ruleName, sinkName, int64(good+1), time.Minute)
 	// The batch linger has passed long since: a stray or duplicate row
 	// would be in by now.
 	if got := query(t, ch, "SELECT count() FROM "+table); got != fmt.Sprint(good) {
@@ -201,12 +202,12 @@ func TestMQTTToClickHouse(t *testing.T) {
 		t.Errorf("%s rows have a measurement nobody published, want 0", got)
 	}
 
-	checkBalanced(t, st, ruleName, sinkName, 1, true)
-	if f := st.flow(ruleName, sinkName); f.Received != int64(good+1) || f.Delivered != int64(good) {
+	e2etest.CheckBalanced(t, st, ruleName, sinkName, 1, true)
+	if f := st.Flow(ruleName, sinkName); f.Received != int64(good+1) || f.Delivered != int64(good) {
 		t.Errorf("flow received %d, delivered %d; want %d, %d", f.Received, f.Delivered, good+1, good)
 	}
 
-	out := dlqList(t, bin, s.Admin)
+	out := dlqList(t, bin, s.AdminURL)
 	t.Logf("sluice dlq list:\n%s", out)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 2 || lines[1] != "1 entries, 1 pending" {
@@ -217,5 +218,5 @@ func TestMQTTToClickHouse(t *testing.T) {
 			t.Errorf("dead letter %q does not contain %q", lines[0], want)
 		}
 	}
-	s.stop()
+	s.Stop()
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluicehq/sluice/internal/chtest"
+	"github.com/sluicehq/sluice/internal/e2etest"
 )
 
 // TestClickHouseOutage interrupts ClickHouse mid-stream while MQTT
@@ -33,27 +34,27 @@ func TestClickHouseOutage(t *testing.T) {
 }
 
 func outage(t *testing.T, down, resume func(*chtest.Server) error) {
-	bin := binary(t)
+	bin := e2etest.BuildSluice(t)
 	ch := chtest.Start(t, chtest.Options{})
 	db := ch.Database(t)
 	table := db + ".telemetry"
 	const writeTimeout = 3 * time.Second
-	s := startSluice(t, bin, sluiceConfig(sinkSettings{chAddr: ch.Addr(), database: db,
+	s := e2etest.Start(t, bin, sluiceConfig(sinkSettings{chAddr: ch.Addr(), database: db,
 		dataDir: filepath.Join(t.TempDir(), "data"), writeTimeout: writeTimeout}))
 
 	pubs := []published{
 		{client: "press-0", site: "berlin", line: "1"},
 		{client: "press-1", site: "paris", line: "7"},
 	}
-	streamers := make([]*streamer, len(pubs))
+	streamers := make([]*e2etest.Streamer, len(pubs))
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for i, p := range pubs {
-		streamers[i] = &streamer{c: connectV3(t, s.MQTTAddr, p.client), topic: p.topic(), window: 8, pause: 2 * time.Millisecond}
+		streamers[i] = &e2etest.Streamer{Client: e2etest.ConnectV3(t, s.MQTTAddr, p.client), Topic: p.topic(), Payload: payload, Window: 8, Pause: 2 * time.Millisecond}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			streamers[i].run(stop)
+			streamers[i].Run(stop)
 		}()
 	}
 	stopped := false
@@ -71,10 +72,10 @@ func outage(t *testing.T, down, resume func(*chtest.Server) error) {
 	if err := down(ch); err != nil {
 		t.Fatal(err)
 	}
-	before := streamers[0].ackedCount()
+	before := streamers[0].AckedCount()
 	// Longer than write_timeout, so an insert is cut off and retried.
 	time.Sleep(2 * writeTimeout)
-	if during := streamers[0].ackedCount() - before; during == 0 {
+	if during := streamers[0].AckedCount() - before; during == 0 {
 		t.Errorf("no publish acknowledged during the outage: the spool should take them")
 	}
 	if err := resume(ch); err != nil {
@@ -85,16 +86,16 @@ func outage(t *testing.T, down, resume func(*chtest.Server) error) {
 
 	total := 0
 	for i, p := range pubs {
-		acked, failed, err := streamers[i].result()
+		acked, failed, err := streamers[i].Result()
 		if failed > 0 || err != nil {
 			t.Fatalf("%s: %d publishes not acknowledged: %v", p.client, failed, err)
 		}
 		pubs[i].n = len(acked)
 		total += len(acked)
 	}
-	st := s.drained(ruleName, sinkName, int64(total), 3*time.Minute)
-	checkBalanced(t, st, ruleName, sinkName, 0, true)
-	f := st.flow(ruleName, sinkName)
+	st := s.Drained(ruleName, sinkName, int64(total), 3*time.Minute)
+	e2etest.CheckBalanced(t, st, ruleName, sinkName, 0, true)
+	f := st.Flow(ruleName, sinkName)
 	if f.Received != int64(total) {
 		t.Errorf("flow received %d, %d were acknowledged", f.Received, total)
 	}
@@ -109,5 +110,5 @@ func outage(t *testing.T, down, resume func(*chtest.Server) error) {
 		})
 	}
 	t.Logf("%d acknowledged, %s rows (%d retried in the flow), sinks %+v", total, rows, f.Retried, st.Sinks)
-	s.stop()
+	s.Stop()
 }

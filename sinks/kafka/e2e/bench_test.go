@@ -7,47 +7,21 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/e2etest"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // benchJSONTransform wraps the binary bench payload in a JSON object, as a
 // rule reshaping device data would; the consumer unwraps "data".
 const benchJSONTransform = `{"site": site, "line": line, "device": clientid, "received_ms": received_ms, "data": hex(raw)}`
-
-// benchEnv reads an integer or duration setting of the benchmark.
-func benchEnv[T int | time.Duration](t *testing.T, name string, def T) T {
-	v := os.Getenv(name)
-	if v == "" {
-		return def
-	}
-	var out T
-	switch p := any(&out).(type) {
-	case *int:
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			t.Fatalf("%s=%q: %v", name, v, err)
-		}
-		*p = n
-	case *time.Duration:
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			t.Fatalf("%s=%q: %v", name, v, err)
-		}
-		*p = d
-	}
-	return out
-}
 
 // TestBenchEndToEnd measures MQTT QoS 1 → rules → Kafka with spool
 // durability: `sluice bench pub` publishes against the real binary while
@@ -78,23 +52,13 @@ func TestBenchEndToEnd(t *testing.T) {
 	}
 }
 
-// benchSummary is the part of `sluice bench pub -json` read here.
-type benchSummary struct {
-	Seconds  float64 `json:"seconds"`
-	Sent     int64   `json:"sent"`
-	Acked    int64   `json:"acked"`
-	Rejected int64   `json:"rejected"`
-	Unacked  int64   `json:"unacked"`
-	Errors   int64   `json:"errors"`
-}
-
 func benchEndToEnd(t *testing.T, transform string, rate int) {
-	duration := benchEnv(t, "SLUICE_BENCH_DURATION", 10*time.Second)
-	clients := benchEnv(t, "SLUICE_BENCH_CLIENTS", 10)
-	size := benchEnv(t, "SLUICE_BENCH_SIZE", 200)
+	duration := e2etest.BenchEnv(t, "SLUICE_BENCH_DURATION", 10*time.Second)
+	clients := e2etest.BenchEnv(t, "SLUICE_BENCH_CLIENTS", 10)
+	size := e2etest.BenchEnv(t, "SLUICE_BENCH_SIZE", 200)
 	sluiceBin, kfakeBin := binaries(t)
 	k := startKafka(t, kfakeBin, "-topics", "telemetry.berlin,telemetry.default", "-partitions", "3", "-data-dir", t.TempDir())
-	s := startSluice(t, sluiceBin, sluiceConfig(k.Addr, filepath.Join(t.TempDir(), "data"), transform))
+	s := e2etest.Start(t, sluiceBin, sluiceConfig(k.Addr, filepath.Join(t.TempDir(), "data"), transform))
 
 	c := newLatencyConsumer(t, k.Addr, "telemetry.berlin", transform != "")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -109,37 +73,17 @@ func benchEndToEnd(t *testing.T, transform string, rate int) {
 		wg.Wait()
 	}()
 
-	_, port, err := net.SplitHostPort(s.MQTTAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cpu0, cpuErr := cpuTime(s.proc.cmd.Process.Pid)
-	cmd := exec.Command(sluiceBin, "bench", "pub", "-host", "127.0.0.1", "-port", port,
-		"-qos", "1", "-clients", strconv.Itoa(clients), "-size", strconv.Itoa(size),
-		"-rate", strconv.Itoa(rate), "-duration", duration.String(), "-drain", "1m",
-		"-topic", "plant/berlin/line/%i/telemetry", "-prefix", "dev", "-json", "-quiet")
-	cmd.Env = cleanEnv()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("sluice bench pub: %v\n%s", err, stderr.Bytes())
-	}
-	var sum benchSummary
-	if err := json.Unmarshal(out, &sum); err != nil {
-		t.Fatalf("decoding bench summary %s: %v", out, err)
-	}
-	if sum.Acked == 0 || sum.Rejected != 0 || sum.Unacked != 0 || sum.Errors != 0 {
-		t.Fatalf("bench summary %s", out)
-	}
+	cpu0, cpuErr := e2etest.CPUTime(s.Pid())
+	sum, out := e2etest.BenchPub(t, sluiceBin, s.MQTTAddr, "-clients", strconv.Itoa(clients), "-size", strconv.Itoa(size),
+		"-rate", strconv.Itoa(rate), "-duration", duration.String())
 
-	st := s.drained(ruleName, sinkName, sum.Acked, 5*time.Minute)
-	checkBalanced(t, st, ruleName, sinkName, false)
-	delivered := st.flow(ruleName, sinkName).Delivered
+	st := s.Drained(ruleName, sinkName, sum.Acked, 5*time.Minute)
+	e2etest.CheckBalanced(t, st, ruleName, sinkName, 0, false)
+	delivered := st.Flow(ruleName, sinkName).Delivered
 	if !c.waitFor(delivered, 5*time.Minute) {
 		t.Fatalf("consumer read %d distinct messages, Sluice delivered %d", c.count(), delivered)
 	}
-	cpu1, err := cpuTime(s.proc.cmd.Process.Pid)
+	cpu1, err := e2etest.CPUTime(s.Pid())
 	if err != nil || cpuErr != nil {
 		cpu1, cpu0 = 0, 0 // not Linux: no CPU figure
 	}
@@ -161,40 +105,7 @@ func benchEndToEnd(t *testing.T, transform string, rate int) {
 		map[bool]string{true: "JSON transform", false: "raw payload"}[transform != ""], pacing,
 		float64(sum.Acked)/sum.Seconds, r.kafkaRate, r.p50, r.p99, r.sluiceP50, r.sluiceP99, r.max,
 		float64((cpu1-cpu0).Microseconds())/float64(delivered))
-	t.Logf("distinct %d, duplicates %d, load average %s", r.distinct, r.dups, loadAvg())
-}
-
-// cpuTime is the user plus system CPU time of process pid (Linux).
-func cpuTime(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// Fields after the command name, which may hold spaces: state is
-	// field 3, utime 14 and stime 15, in clock ticks (100 Hz on Linux).
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("parsing /proc/%d/stat", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("parsing /proc/%d/stat", pid)
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("parsing /proc/%d/stat", pid)
-	}
-	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
-}
-
-// loadAvg is the 1-minute load average, "?" where unknown.
-func loadAvg() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
-		return f[0]
-	}
-	return "?"
+	t.Logf("distinct %d, duplicates %d, load average %s", r.distinct, r.dups, e2etest.LoadAvg())
 }
 
 // latencyConsumer reads bench payloads from Kafka and records, per

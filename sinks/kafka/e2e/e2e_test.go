@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/sluicehq/sluice/internal/e2etest"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -85,7 +86,7 @@ var v5Props = &paho.PublishProperties{
 func TestMQTTToKafka(t *testing.T) {
 	sluiceBin, kfakeBin := binaries(t)
 	k := startKafka(t, kfakeBin, "-topics", kafkaTopics, "-partitions", "3")
-	s := startSluice(t, sluiceBin, sluiceConfig(k.Addr, filepath.Join(t.TempDir(), "data"), jsonTransform))
+	s := e2etest.Start(t, sluiceBin, sluiceConfig(k.Addr, filepath.Join(t.TempDir(), "data"), jsonTransform))
 
 	pubs := []published{
 		{client: "press-0", site: "berlin", line: "1", n: 300},
@@ -150,12 +151,12 @@ func TestMQTTToKafka(t *testing.T) {
 		})
 	}
 
-	st := s.drained(ruleName, sinkName, int64(total), time.Minute)
-	checkBalanced(t, st, ruleName, sinkName, true)
-	if f := st.flow(ruleName, sinkName); f.Received != int64(total) {
+	st := s.Drained(ruleName, sinkName, int64(total), time.Minute)
+	e2etest.CheckBalanced(t, st, ruleName, sinkName, 0, true)
+	if f := st.Flow(ruleName, sinkName); f.Received != int64(total) {
 		t.Errorf("flow received %d, want %d", f.Received, total)
 	}
-	s.stop()
+	s.Stop()
 }
 
 // headers flattens a record's headers to "name=value".
@@ -183,10 +184,10 @@ func wantHeaders(p published) []string {
 // publishV3 publishes p.n messages at QoS 1 with paho.mqtt.golang, up to
 // 32 in flight, and waits for every PUBACK.
 func publishV3(t *testing.T, addr string, p published) error {
-	c := connectV3(t, addr, p.client)
-	s := &streamer{c: c, topic: p.topic(), window: 32, limit: p.n}
-	s.run(nil)
-	acked, failed, err := s.result()
+	c := e2etest.ConnectV3(t, addr, p.client)
+	s := &e2etest.Streamer{Client: c, Topic: p.topic(), Payload: payload, Window: 32, Limit: p.n}
+	s.Run(nil)
+	acked, failed, err := s.Result()
 	if err != nil || failed > 0 || len(acked) != p.n {
 		return fmt.Errorf("%s: %d acked, %d failed: %v", p.client, len(acked), failed, err)
 	}

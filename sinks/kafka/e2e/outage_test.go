@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluicehq/sluice/internal/e2etest"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -41,7 +42,7 @@ func TestKafkaOutage(t *testing.T) {
 func outage(t *testing.T, sig syscall.Signal) {
 	sluiceBin, kfakeBin := binaries(t)
 	k := startKafka(t, kfakeBin, "-topics", kafkaTopics, "-partitions", "3", "-data-dir", t.TempDir())
-	s := startSluice(t, sluiceBin, sluiceConfig(k.Addr, filepath.Join(t.TempDir(), "data"), jsonTransform))
+	s := e2etest.Start(t, sluiceBin, sluiceConfig(k.Addr, filepath.Join(t.TempDir(), "data"), jsonTransform))
 
 	pubs := []published{
 		{client: "press-0", site: "berlin", line: "1"},
@@ -49,15 +50,15 @@ func outage(t *testing.T, sig syscall.Signal) {
 		{client: "press-2", site: "paris", line: "1"},
 		{client: "press-3", site: "paris", line: "7"},
 	}
-	streamers := make([]*streamer, len(pubs))
+	streamers := make([]*e2etest.Streamer, len(pubs))
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for i, p := range pubs {
-		streamers[i] = &streamer{c: connectV3(t, s.MQTTAddr, p.client), topic: p.topic(), window: 8, pause: time.Millisecond}
+		streamers[i] = &e2etest.Streamer{Client: e2etest.ConnectV3(t, s.MQTTAddr, p.client), Topic: p.topic(), Payload: payload, Window: 8, Pause: time.Millisecond}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			streamers[i].run(stop)
+			streamers[i].Run(stop)
 		}()
 	}
 	stopped := false
@@ -72,7 +73,7 @@ func outage(t *testing.T, sig syscall.Signal) {
 	acked := func() int {
 		n := 0
 		for _, st := range streamers {
-			n += st.ackedCount()
+			n += st.AckedCount()
 		}
 		return n
 	}
@@ -86,19 +87,19 @@ func outage(t *testing.T, sig syscall.Signal) {
 	}
 
 	// Flowing: some records reach Kafka.
-	before := s.waitIngest("records delivered before the outage", 2*time.Minute, func(st ingestStats) bool {
-		return st.flow(ruleName, sinkName).Delivered >= 500
-	}).flow(ruleName, sinkName)
+	before := s.WaitIngest("records delivered before the outage", 2*time.Minute, func(st e2etest.IngestStats) bool {
+		return st.Flow(ruleName, sinkName).Delivered >= 500
+	}).Flow(ruleName, sinkName)
 	k.stop(sig)
 	downAt := acked()
 
 	// Kafka down: publishers are still acknowledged (the spool holds their
 	// records), the sink fails and retries, records pile up.
 	waitAcked("publishes acknowledged while Kafka is down", downAt+1000)
-	during := s.waitIngest("the sink to retry with records buffered", 2*time.Minute, func(st ingestStats) bool {
-		f := st.flow(ruleName, sinkName)
+	during := s.WaitIngest("the sink to retry with records buffered", 2*time.Minute, func(st e2etest.IngestStats) bool {
+		f := st.Flow(ruleName, sinkName)
 		return f.Retried > before.Retried && f.Buffered >= 500
-	}).flow(ruleName, sinkName)
+	}).Flow(ruleName, sinkName)
 	k.start()
 	upAt := acked()
 
@@ -109,16 +110,16 @@ func outage(t *testing.T, sig syscall.Signal) {
 	want := map[string][]int{}
 	total := 0
 	for i, st := range streamers {
-		seqs, failed, err := st.result()
+		seqs, failed, err := st.Result()
 		if failed > 0 {
 			t.Errorf("%s: %d publishes not acknowledged: %v", pubs[i].client, failed, err)
 		}
 		want[pubs[i].client] = seqs
 		total += len(seqs)
 	}
-	final := s.drained(ruleName, sinkName, int64(total), 2*time.Minute)
-	checkBalanced(t, final, ruleName, sinkName, true)
-	f := final.flow(ruleName, sinkName)
+	final := s.Drained(ruleName, sinkName, int64(total), 2*time.Minute)
+	e2etest.CheckBalanced(t, final, ruleName, sinkName, 0, true)
+	f := final.Flow(ruleName, sinkName)
 	if f.Received != int64(total) {
 		t.Errorf("flow received %d records, want %d (one per acknowledged publish)", f.Received, total)
 	}
@@ -128,7 +129,7 @@ func outage(t *testing.T, sig syscall.Signal) {
 	t.Logf("acknowledged to MQTT: %d (%d before the outage, %d during, %d after); "+
 		"flow before the outage %+v, during %+v, final %+v; Kafka records %d, duplicates %d",
 		total, downAt, upAt-downAt, total-upAt, before, during, f, len(recs), dups)
-	s.stop()
+	s.Stop()
 }
 
 // checkDelivered checks that every (key, seq) in want is among recs, that
