@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/e2etest"
 )
 
 // requireBench skips unless SLUICE_BENCH=1: the benchmarks run for
@@ -114,8 +116,8 @@ func runBenchPub(t *testing.T, addr string, args ...string) benchSummary {
 	}
 	full := append([]string{"bench", "pub", "-host", host, "-port", port, "-qos", "1", "-size", "256",
 		"-topic", "bench/%i", "-json", "-quiet"}, args...)
-	cmd := exec.Command(sluiceBinary(t), full...)
-	cmd.Env = cleanEnv()
+	cmd := exec.Command(e2etest.BuildSluice(t), full...)
+	cmd.Env = e2etest.CleanEnv()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/e2etest"
 )
 
 // dlqEntry is what `sluice dlq show` prints.
@@ -31,8 +33,8 @@ type dlqEntry struct {
 func dlqCmd(t *testing.T, p *proc, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	full := append([]string{"dlq", args[0], "-admin", p.AdminURL}, args[1:]...)
-	cmd := exec.Command(sluiceBinary(t), full...)
-	cmd.Env = cleanEnv()
+	cmd := exec.Command(e2etest.BuildSluice(t), full...)
+	cmd.Env = e2etest.CleanEnv()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

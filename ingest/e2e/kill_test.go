@@ -45,7 +45,7 @@ func TestKill9(t *testing.T) {
 			}
 			return h.accepted.Load() > accepted, fmt.Sprintf("kill %d: webhook accepted nothing new", k)
 		})
-		p.Kill9()
+		p.Kill()
 		killedAt = append(killedAt, time.Now())
 		wait()
 		unacked := 0
