@@ -432,6 +432,7 @@ func (c *conn) drainAcks() {
 		c.inMu.Lock()
 		if c.in == nil || c.in.n == 0 {
 			c.inMu.Unlock()
+			c.drainDurableAcks()
 			return
 		}
 		ch := c.in.waitCh()

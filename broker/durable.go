@@ -1,6 +1,10 @@
 package broker
 
-import "github.com/sluicehq/sluice/broker/packet"
+import (
+	"time"
+
+	"github.com/sluicehq/sluice/broker/packet"
+)
 
 // Durable acks. With a SessionStore, a QoS 1/2 message that changed
 // durable state (queued for an offline session, or retained) is
@@ -98,5 +102,24 @@ func (s *Server) releaseAcks(done uint64) {
 			st.mu.Unlock()
 		}
 		c.durMu.Unlock()
+	}
+}
+
+// drainDurableAcks waits, during shutdown, until the acks waiting for the
+// store have been sent (the flusher still runs) or the shutdown deadline
+// passes, so clients are not left to resend what was already stored.
+func (c *conn) drainDurableAcks() {
+	for {
+		c.durMu.Lock()
+		n := len(c.durAcks)
+		c.durMu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-time.After(5 * time.Millisecond):
+		case <-c.s.hardCh:
+			return
+		}
 	}
 }
