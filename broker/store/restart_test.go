@@ -94,6 +94,20 @@ func client(t *testing.T, addr, id string, clean bool, h mqtt.MessageHandler) mq
 // the retained message survived.
 func TestKill9KeepsAckedMessages(t *testing.T) {
 	bin := buildSluice(t)
+	for _, tc := range []struct {
+		name string
+		sig  os.Signal
+	}{
+		{"kill -9", os.Kill},
+		{"clean stop", os.Interrupt},
+	} {
+		t.Run(tc.name, func(t *testing.T) { restartKeepsAckedMessages(t, bin, tc.sig) })
+	}
+}
+
+// restartKeepsAckedMessages is one run of TestKill9KeepsAckedMessages,
+// stopping the process with sig.
+func restartKeepsAckedMessages(t *testing.T, bin string, sig os.Signal) {
 	dir := t.TempDir()
 	addr := freePort(t)
 	cfg := filepath.Join(dir, "sluice.yaml")
@@ -153,7 +167,7 @@ ingest:
 	for total.Load() < 400 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	if err := proc.Process.Kill(); err != nil {
+	if err := proc.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	proc.Wait()
@@ -164,7 +178,7 @@ ingest:
 	if want < 100 {
 		t.Fatalf("only %d messages acked before the kill", want)
 	}
-	t.Logf("%d messages acked before kill -9", want)
+	t.Logf("%d messages acked before %v", want, sig)
 
 	startProc(t, bin, cfg, addr)
 	got := make(chan string, 100000)
@@ -186,7 +200,7 @@ ingest:
 					lost = append(lost, p)
 				}
 			}
-			t.Fatalf("%d of %d acknowledged messages lost after kill -9, e.g. %v", len(lost), want, lost[:min(5, len(lost))])
+			t.Fatalf("%d of %d acknowledged messages lost after %v, e.g. %v", len(lost), want, sig, lost[:min(5, len(lost))])
 		}
 	}
 
@@ -200,6 +214,6 @@ ingest:
 			t.Fatalf("retained payload %q", p)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatalf("retained message lost after kill -9")
+		t.Fatalf("retained message lost after %v", sig)
 	}
 }
