@@ -102,3 +102,32 @@ func (s *Streamer) Result() ([]int, int, error) {
 	defer s.mu.Unlock()
 	return append([]int(nil), s.acked...), s.failed, s.err
 }
+
+// Publishers runs streamers, each on its own goroutine, until Stop.
+type Publishers struct {
+	stop chan struct{}
+	once sync.Once
+	wg   sync.WaitGroup
+}
+
+// RunPublishers starts Run of every streamer on its own goroutine. Stop,
+// also called when the test ends, ends them and waits for them.
+func RunPublishers(t testing.TB, streamers []*Streamer) *Publishers {
+	p := &Publishers{stop: make(chan struct{})}
+	for _, s := range streamers {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			s.Run(p.stop)
+		}()
+	}
+	t.Cleanup(p.Stop)
+	return p
+}
+
+// Stop ends the publishers and waits until each has settled its open
+// publishes. It is safe to call more than once.
+func (p *Publishers) Stop() {
+	p.once.Do(func() { close(p.stop) })
+	p.wg.Wait()
+}

@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -47,25 +46,10 @@ func outage(t *testing.T, down, resume func(*chtest.Server) error) {
 		{client: "press-1", site: "paris", line: "7"},
 	}
 	streamers := make([]*e2etest.Streamer, len(pubs))
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
 	for i, p := range pubs {
 		streamers[i] = &e2etest.Streamer{Client: e2etest.ConnectV3(t, s.MQTTAddr, p.client), Topic: p.topic(), Payload: payload, Window: 8, Pause: 2 * time.Millisecond}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			streamers[i].Run(stop)
-		}()
 	}
-	stopped := false
-	stopPublishers := func() {
-		if !stopped {
-			stopped = true
-			close(stop)
-			wg.Wait()
-		}
-	}
-	defer stopPublishers()
+	stopPublishers := e2etest.RunPublishers(t, streamers).Stop
 
 	// Some rows in before the outage, so it hits a sink mid-stream.
 	waitRows(t, ch, table, 100, 2*time.Minute)

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -51,25 +50,10 @@ func outage(t *testing.T, sig syscall.Signal) {
 		{client: "press-3", site: "paris", line: "7"},
 	}
 	streamers := make([]*e2etest.Streamer, len(pubs))
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
 	for i, p := range pubs {
 		streamers[i] = &e2etest.Streamer{Client: e2etest.ConnectV3(t, s.MQTTAddr, p.client), Topic: p.topic(), Payload: payload, Window: 8, Pause: time.Millisecond}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			streamers[i].Run(stop)
-		}()
 	}
-	stopped := false
-	stopPublishers := func() {
-		if !stopped {
-			stopped = true
-			close(stop)
-			wg.Wait()
-		}
-	}
-	defer stopPublishers()
+	stopPublishers := e2etest.RunPublishers(t, streamers).Stop
 	acked := func() int {
 		n := 0
 		for _, st := range streamers {
