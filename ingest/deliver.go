@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/sluicehq/sluice/broker"
 	"github.com/sluicehq/sluice/ingest/deadletter"
@@ -252,8 +253,9 @@ func toRecord(m *broker.Message, o *Output) sinks.Record {
 			ContentType: m.ContentType, ReceivedAt: m.ReceivedAt,
 		},
 	}
-	if r.Key == nil {
-		r.Key = []byte(m.ClientID)
+	if r.Key == nil && m.ClientID != "" {
+		// Sinks only read keys, so the client id's bytes are shared.
+		r.Key = unsafe.Slice(unsafe.StringData(m.ClientID), len(m.ClientID))
 	}
 	if r.Value == nil {
 		r.Value = m.Payload
@@ -301,9 +303,18 @@ func (p *Pipeline) feed(ctx context.Context, r *runner, c *spool.Cursor) {
 			p.ack(c, rec.Offset)
 			continue
 		}
-		var remaining atomic.Int32
+		// One allocation each for the counter, the closure and the
+		// deliveries of a record, whatever its number of outputs.
+		remaining := new(atomic.Int32)
 		remaining.Store(int32(mine))
 		off := rec.Offset
+		done := func(ok bool) {
+			if ok && remaining.Add(-1) == 0 {
+				p.ack(c, off)
+			}
+		}
+		ds := make([]delivery, mine)
+		n := 0
 		for i := range dec.outputs {
 			o := &dec.outputs[i]
 			if o.Sink != r.name {
@@ -314,12 +325,9 @@ func (p *Pipeline) feed(ctx context.Context, r *runner, c *spool.Cursor) {
 				f.received.Add(1)
 				f.buffered.Add(1)
 			}
-			d := &delivery{msg: &dec.msg, out: *o, rec: toRecord(&dec.msg, o), flow: f}
-			d.done = func(ok bool) {
-				if ok && remaining.Add(-1) == 0 {
-					p.ack(c, off)
-				}
-			}
+			d := &ds[n]
+			n++
+			*d = delivery{msg: &dec.msg, out: *o, rec: toRecord(&dec.msg, o), flow: f, done: done}
 			if err := r.enqueue(ctx, d); err != nil {
 				return // shutting down: the record stays in the spool
 			}
