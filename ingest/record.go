@@ -25,6 +25,7 @@ const recordVersion = 1
 type record struct {
 	msg     broker.Message
 	outputs []Output
+	one     [1]Output // backs outputs for the common single-output record
 }
 
 func appendBytes(b, s []byte) []byte {
@@ -208,7 +209,11 @@ func decodeRecordFrom(r recordReader) (*record, error) {
 		m.Payload = append([]byte(nil), p...)
 	}
 	if n := r.count(9); n > 0 {
-		rec.outputs = make([]Output, n)
+		if n == 1 {
+			rec.outputs = rec.one[:]
+		} else {
+			rec.outputs = make([]Output, n)
+		}
 		for i := range rec.outputs {
 			o := &rec.outputs[i]
 			o.Rule = r.string()

@@ -31,6 +31,7 @@ type Cursor struct {
 	readMu sync.Mutex // serializes Next; guards the reader fields below
 	f      *os.File
 	br     *bufio.Reader
+	slab   []byte // carved into small records' Data (see frameReader)
 	rSeg   uint64 // base of the segment f belongs to
 	rOff   uint64 // offset of the next frame br will decode
 
@@ -231,7 +232,7 @@ func (c *Cursor) readAt(segBase, pos uint64) ([]byte, error) {
 		}
 		c.f, c.rSeg, c.rOff = f, segBase, segBase
 	}
-	fr := frameReader{br: c.br}
+	fr := frameReader{br: c.br, slab: &c.slab}
 	for c.rOff < pos {
 		if _, err := fr.skip(); err != nil {
 			return nil, shortIfEOF(err)

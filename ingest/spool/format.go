@@ -86,9 +86,19 @@ func checkSegHeader(h []byte, base uint64) error {
 type frameReader struct {
 	br  *bufio.Reader
 	hdr [frameOverhead]byte
+	// slab, when set, is carved into small records: one allocation serves
+	// many of them. A record never shares bytes another record can write
+	// (slabs are never reused), so callers still own what next returns.
+	slab *[]byte
 }
 
-// next decodes one frame, returning its data in a buffer it allocates.
+const (
+	slabBytes     = 64 << 10
+	slabMaxRecord = 4 << 10
+)
+
+// next decodes one frame, returning its data in a buffer it allocates
+// (or carves from the slab).
 // remaining bounds the frame size when known (>= 0), so a corrupted length
 // cannot make it allocate more than the file holds. It returns io.EOF only
 // at a clean frame boundary.
@@ -107,7 +117,17 @@ func (f *frameReader) next(remaining int64) ([]byte, error) {
 	if remaining >= 0 && int64(size) > remaining-frameOverhead {
 		return nil, errShortFrame
 	}
-	data := make([]byte, size)
+	var data []byte
+	if f.slab != nil && size <= slabMaxRecord {
+		sl := *f.slab
+		if cap(sl)-len(sl) < int(size) {
+			sl = make([]byte, 0, slabBytes)
+		}
+		data = sl[len(sl) : len(sl)+int(size) : len(sl)+int(size)]
+		*f.slab = sl[:len(sl)+int(size)]
+	} else {
+		data = make([]byte, size)
+	}
 	if _, err := io.ReadFull(f.br, data); err != nil {
 		return nil, errShortFrame
 	}
