@@ -270,24 +270,6 @@ func TestSameSeedSameSamples(t *testing.T) {
 	}
 }
 
-func TestReconnectResumesSession(t *testing.T) {
-	b := mqtttest.StartSluice(t, mqtttest.SluiceConfig(), broker.Options{})
-	rec := newRecorder(t, b.Addr())
-	cfg := testConfig(b.Addr())
-	cfg.Lines, cfg.Machines = 1, 1
-	cfg.ReconnectRate = 1 // about one drop a second
-	s := startSim(t, cfg)
-	waitFor(t, 10*time.Second, "a reconnect", func() bool { return s.Stats().Reconnects > 0 })
-	// Commands still reach the machine: the subscription survived.
-	p := machinePrefix(cfg.Site, 1, 1)
-	tok := rec.client.Publish(p+"/cmd", 1, false, `{"setpoint":99}`)
-	tok.WaitTimeout(5 * time.Second)
-	waitFor(t, 10*time.Second, "setpoint 99 in telemetry", func() bool {
-		smp := rec.machine(p)
-		return len(smp) > 0 && smp[len(smp)-1].Setpoint == 99
-	})
-}
-
 // testLog sends simulator logs to t.Log until the test ends.
 type testLog struct{ t *testing.T }
 

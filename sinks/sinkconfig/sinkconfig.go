@@ -13,7 +13,7 @@
 //	    type: webhook
 //	    webhook:
 //	      url: https://hooks.example.com/sluice/{topic}
-//	      secret: ${SLUICE_WEBHOOK_SECRET}
+//	      secret: ${WEBHOOK_SECRET}
 //	  rooms:
 //	    type: republish
 //	    republish:
