@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/sluicehq/sluice/internal/bench"
+	"github.com/sluicehq/sluice/internal/sim"
 	"github.com/sluicehq/sluice/rules/rulescli"
 )
 
@@ -32,6 +33,7 @@ Commands:
   version             print version, commit and Go version
   bench MODE [flags]  generate MQTT load against a broker ('sluice bench -h')
   rules test|eval      test rule sets against cases, explain one message
+  sim [flags]          simulate a plant publishing telemetry ('sluice sim -h')
   passwd [-algo A]     hash a password (from stdin) for the users list or file
   dlq list|show|replay  inspect and re-drive dead letters of a running Sluice
 
@@ -58,6 +60,8 @@ func run(args []string, stdout, stderr io.Writer, environ []string) int {
 		return cmdVersion(rest, stdout, stderr)
 	case "passwd":
 		return cmdPasswd(rest, stdout, stderr)
+	case "sim":
+		return sim.Main(rest, stdout, stderr)
 	case "rules":
 		return rulescli.Main(rest, stdout, stderr)
 	case "dlq":
