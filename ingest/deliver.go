@@ -231,11 +231,10 @@ func (p *Pipeline) deliverMemory(ctx context.Context, m *broker.Message, outs []
 		}
 		if err := p.runners[o.Sink].enqueue(ctx, d); err != nil {
 			// The publisher went away while pushed back: count what was
-			// not handed over as refused.
-			p.refuse(outs[i:], func(error) {}, codeUnspecified, "")
-			if mode == ModeSinks {
-				ack(&broker.RejectError{Code: codeUnspecified, Reason: "publisher gone"})
-			}
+			// not handed over as refused, and answer the ack (exactly
+			// once in every mode; outputs already handed over finish on
+			// their own without acking, as remaining cannot reach zero).
+			p.refuse(outs[i:], ack, codeUnspecified, "publisher gone")
 			return
 		}
 	}

@@ -489,3 +489,50 @@ func TestInvalidPayloadDeadLettered(t *testing.T) {
 		t.Errorf("flow = %+v", f)
 	}
 }
+
+// TestPushedBackPublisherGoneAcksOnce: in the memory modes a full lane
+// pushes back on Deliver; when the publisher's context ends there, the
+// message is refused (counted) and ack is still called exactly once.
+func TestPushedBackPublisherGoneAcksOnce(t *testing.T) {
+	for _, mode := range []Mode{ModeNone, ModeSinks} {
+		t.Run(string(mode), func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.Durability = mode
+			cfg.Lanes, cfg.QueueSize = 1, 1
+			cfg.Batch.MaxRecords = 1
+			sink := &memSink{block: make(chan struct{})}
+			h := start(t, cfg, routeAll("mem"), map[string]sinks.Sink{"mem": sink})
+			defer func() {
+				sink.mu.Lock()
+				close(sink.block)
+				sink.block = nil
+				sink.mu.Unlock()
+			}()
+			// Fill the writing batch and the lane.
+			h.publish("c", 0, 1)
+			h.publish("c", 1, 1)
+			time.Sleep(50 * time.Millisecond)
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			acks := make(chan error, 2)
+			h.p.Deliver(ctx, &broker.Message{Topic: "t", ClientID: "c", QoS: 1, Payload: []byte("{}")}, func(err error) { acks <- err })
+			select {
+			case err := <-acks:
+				var rej *broker.RejectError
+				if !errors.As(err, &rej) {
+					t.Fatalf("ack = %v, want a RejectError", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("no ack for a publisher that went away while pushed back")
+			}
+			select {
+			case err := <-acks:
+				t.Fatalf("second ack %v", err)
+			case <-time.After(50 * time.Millisecond):
+			}
+			if f := flowOf(h.p.Accounting().Snapshot(), "all", "mem"); f.Dropped[DropRejected] != 1 {
+				t.Errorf("flow = %+v, want one rejected", f)
+			}
+		})
+	}
+}
