@@ -193,6 +193,15 @@ func checkOrder(t *testing.T, recs []sinks.Record, clients, perClient int) int {
 	return dups
 }
 
+// distinct counts the different (client, value) pairs in recs.
+func distinct(recs []sinks.Record) int {
+	seen := map[string]bool{}
+	for _, r := range recs {
+		seen[r.Source.ClientID+"/"+string(r.Value)] = true
+	}
+	return len(seen)
+}
+
 func assertBalanced(t *testing.T, p *Pipeline) Stats {
 	t.Helper()
 	s := p.Accounting().Snapshot()
@@ -300,7 +309,8 @@ func TestSinkOutageLosesNothing(t *testing.T) {
 	// Recover while live traffic continues.
 	sink.setFail(nil)
 	publishAll(per/2, per)
-	eventually(t, "backlog drained", func() bool { return len(sink.records()) >= clients*per })
+	eventually(t, "backlog drained", func() bool { return distinct(sink.records()) == clients*per })
+	eventually(t, "live traffic reached the healthy sink", func() bool { return distinct(other.records()) == clients*per })
 	checkOrder(t, sink.records(), clients, per)
 	checkOrder(t, other.records(), clients, per)
 	eventually(t, "accounting settles", func() bool {
