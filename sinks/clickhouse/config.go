@@ -78,24 +78,7 @@ type BatchConfig struct {
 }
 
 // TLSConfig configures TLS to the servers.
-type TLSConfig struct {
-	// Enabled turns TLS on. Default: false.
-	Enabled bool `koanf:"enabled"`
-	// CAFile is a PEM file of CA certificates trusted in addition to the
-	// system's. Default: "" (system roots only).
-	CAFile string `koanf:"ca_file"`
-	// CertFile is the PEM client certificate (set with key_file).
-	// Default: "" (no client certificate).
-	CertFile string `koanf:"cert_file"`
-	// KeyFile is the PEM key of cert_file. Default: "".
-	KeyFile string `koanf:"key_file"`
-	// ServerName overrides the name verified in the servers'
-	// certificates. Default: "" (the host of each address).
-	ServerName string `koanf:"server_name"`
-	// InsecureSkipVerify accepts any server certificate. For tests only.
-	// Default: false.
-	InsecureSkipVerify bool `koanf:"insecure_skip_verify"`
-}
+type TLSConfig = tlsfiles.Config
 
 // DefaultConfig returns the defaults (Addresses and Table still have to
 // be set).
@@ -200,12 +183,8 @@ func (c Config) Validate() []error {
 	if c.Batch.Linger < 0 {
 		bad("batch.linger", "must not be negative")
 	}
-	errs = append(errs, c.TLS.files().Validate("tls.")...)
+	errs = append(errs, c.TLS.Files().Validate("tls.")...)
 	return errs
-}
-
-func (t TLSConfig) files() tlsfiles.Files {
-	return tlsfiles.Files{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
 }
 
 // splitTable resolves a table reference, "table" or "database.table",

@@ -80,7 +80,7 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 		opts.Compression = &ch.Compression{Method: ch.CompressionZSTD}
 	}
 	if cfg.TLS.Enabled {
-		tc, err := cfg.TLS.files().Load()
+		tc, err := cfg.TLS.Files().Load()
 		if err != nil {
 			return nil, fmt.Errorf("configuring clickhouse sink tls: %w", err)
 		}

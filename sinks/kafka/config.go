@@ -57,24 +57,7 @@ type Config struct {
 }
 
 // TLSConfig configures TLS to the brokers.
-type TLSConfig struct {
-	// Enabled turns TLS on. Default: false.
-	Enabled bool `koanf:"enabled"`
-	// CAFile is a PEM file of CA certificates trusted in addition to the
-	// system's. Default: "" (system roots only).
-	CAFile string `koanf:"ca_file"`
-	// CertFile is the PEM client certificate (set with key_file).
-	// Default: "" (no client certificate).
-	CertFile string `koanf:"cert_file"`
-	// KeyFile is the PEM key of cert_file. Default: "".
-	KeyFile string `koanf:"key_file"`
-	// ServerName overrides the name verified in the brokers'
-	// certificates. Default: "" (the host of each broker address).
-	ServerName string `koanf:"server_name"`
-	// InsecureSkipVerify accepts any broker certificate. For tests only.
-	// Default: false.
-	InsecureSkipVerify bool `koanf:"insecure_skip_verify"`
-}
+type TLSConfig = tlsfiles.Config
 
 // SASLConfig configures SASL authentication.
 type SASLConfig struct {
@@ -177,7 +160,7 @@ func (c Config) Validate() []error {
 	if c.MetadataTTL < 0 {
 		bad("metadata_ttl", "must not be negative")
 	}
-	errs = append(errs, c.TLS.files().Validate("tls.")...)
+	errs = append(errs, c.TLS.Files().Validate("tls.")...)
 	if !c.TLS.Enabled && c.TLS != (TLSConfig{}) {
 		bad("tls.enabled", "must be true when other tls settings are given")
 	}
@@ -194,10 +177,6 @@ func (c Config) Validate() []error {
 		bad("sasl.password", "%v", err)
 	}
 	return errs
-}
-
-func (t TLSConfig) files() tlsfiles.Files {
-	return tlsfiles.Files{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
 }
 
 // validTopic applies Kafka's topic name rules: 1 to 249 characters of

@@ -64,7 +64,7 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 		Context:     bg,
 	}
 	if cfg.TLS.Enabled {
-		tc, err := cfg.TLS.files().Load()
+		tc, err := cfg.TLS.Files().Load()
 		if err != nil {
 			stop()
 			return nil, fmt.Errorf("configuring kafka sink tls: %w", err)

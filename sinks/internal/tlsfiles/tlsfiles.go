@@ -10,6 +10,32 @@ import (
 	"os"
 )
 
+// Config is the `tls` section of a sink that connects to servers
+// (Kafka brokers, ClickHouse servers).
+type Config struct {
+	// Enabled turns TLS on. Default: false.
+	Enabled bool `koanf:"enabled"`
+	// CAFile is a PEM file of CA certificates trusted in addition to the
+	// system's. Default: "" (system roots only).
+	CAFile string `koanf:"ca_file"`
+	// CertFile is the PEM client certificate (set with key_file).
+	// Default: "" (no client certificate).
+	CertFile string `koanf:"cert_file"`
+	// KeyFile is the PEM key of cert_file. Default: "".
+	KeyFile string `koanf:"key_file"`
+	// ServerName overrides the name verified in the servers'
+	// certificates. Default: "" (the host of each address).
+	ServerName string `koanf:"server_name"`
+	// InsecureSkipVerify accepts any server certificate. For tests only.
+	// Default: false.
+	InsecureSkipVerify bool `koanf:"insecure_skip_verify"`
+}
+
+// Files returns the files and options c names.
+func (c Config) Files() Files {
+	return Files{CAFile: c.CAFile, CertFile: c.CertFile, KeyFile: c.KeyFile, ServerName: c.ServerName, InsecureSkipVerify: c.InsecureSkipVerify}
+}
+
 // Files are the TLS settings of a sink's config.
 type Files struct {
 	CAFile             string
