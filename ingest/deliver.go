@@ -70,6 +70,7 @@ func (p *Pipeline) Deliver(ctx context.Context, m *broker.Message, ack func(erro
 	// Count every output, set aside those bound for the dead-letter store.
 	mode := ModeNone
 	live := outs[:0:0]
+	var liveFlows []*flow // live[i]'s flow, looked up once
 	var dead []*deadletter.Entry
 	var deadFlows []*flow
 	for i := range outs {
@@ -98,6 +99,7 @@ func (p *Pipeline) Deliver(ctx context.Context, m *broker.Message, ack func(erro
 			mode = om
 		}
 		live = append(live, *o)
+		liveFlows = append(liveFlows, f)
 	}
 	if len(dead) > 0 {
 		if err := p.dlq.Add(dead...); err != nil {
@@ -105,7 +107,7 @@ func (p *Pipeline) Deliver(ctx context.Context, m *broker.Message, ack func(erro
 			for _, f := range deadFlows {
 				f.drop(DropStoreFailed, 1)
 			}
-			p.refuse(live, ack, codeUnspecified, "dead-letter store failed")
+			p.refuse(liveFlows, ack, codeUnspecified, "dead-letter store failed")
 			return
 		}
 		for _, f := range deadFlows {
@@ -119,9 +121,9 @@ func (p *Pipeline) Deliver(ctx context.Context, m *broker.Message, ack func(erro
 	}
 	switch mode {
 	case ModeSpool:
-		p.deliverSpool(ctx, m, live, ack)
+		p.deliverSpool(ctx, m, live, liveFlows, ack)
 	default:
-		p.deliverMemory(ctx, m, live, mode, ack)
+		p.deliverMemory(ctx, m, live, liveFlows, mode, ack)
 	}
 }
 
@@ -158,21 +160,18 @@ func (p *Pipeline) deadLetterInvalid(m *broker.Message, reason error, ack func(e
 	ack(nil)
 }
 
-// refuse rejects a message to its publisher after its outputs were counted.
-func (p *Pipeline) refuse(outs []Output, ack func(error), code byte, reason string) {
+// refuse rejects a message to its publisher after its outputs were
+// counted in flows.
+func (p *Pipeline) refuse(flows []*flow, ack func(error), code byte, reason string) {
 	p.acct.rejected.Add(1)
-	for i := range outs {
-		p.acct.flow(outs[i].Rule, outs[i].Sink).drop(DropRejected, 1)
+	for _, f := range flows {
+		f.drop(DropRejected, 1)
 	}
 	ack(&broker.RejectError{Code: code, Reason: reason})
 }
 
-func (p *Pipeline) deliverSpool(ctx context.Context, m *broker.Message, outs []Output, ack func(error)) {
+func (p *Pipeline) deliverSpool(ctx context.Context, m *broker.Message, outs []Output, flows []*flow, ack func(error)) {
 	rec := appendRecord(make([]byte, 0, 64+len(m.Topic)+len(m.Payload)), m, outs)
-	flows := make([]*flow, len(outs))
-	for i := range outs {
-		flows[i] = p.acct.flow(outs[i].Rule, outs[i].Sink)
-	}
 	// A QoS 0 message has nobody to acknowledge: it is accepted once
 	// queued, on the publisher's own goroutine, so the broker can pace the
 	// publisher to its subscribers there instead of routing (and perhaps
@@ -202,19 +201,18 @@ func (p *Pipeline) deliverSpool(ctx context.Context, m *broker.Message, outs []O
 		if errors.Is(err, spool.ErrWaitTimeout) || errors.Is(err, context.DeadlineExceeded) {
 			code, reason = codeQuotaExceeded, "spool full"
 		}
-		p.refuse(outs, ack, code, reason)
+		p.refuse(flows, ack, code, reason)
 	}
 }
 
 // deliverMemory hands outputs straight to their runners: mode sinks acks
 // once every output is accepted, mode none at once.
-func (p *Pipeline) deliverMemory(ctx context.Context, m *broker.Message, outs []Output, mode Mode, ack func(error)) {
+func (p *Pipeline) deliverMemory(ctx context.Context, m *broker.Message, outs []Output, flows []*flow, mode Mode, ack func(error)) {
 	var remaining atomic.Int32
 	var lost atomic.Bool
 	remaining.Store(int32(len(outs)))
 	for i := range outs {
-		o := outs[i]
-		f := p.acct.flow(o.Rule, o.Sink)
+		o, f := outs[i], flows[i]
 		d := &delivery{msg: m, out: o, rec: toRecord(m, &o), flow: f}
 		d.done = func(ok bool) {
 			if !ok {
@@ -234,7 +232,7 @@ func (p *Pipeline) deliverMemory(ctx context.Context, m *broker.Message, outs []
 			// not handed over as refused, and answer the ack (exactly
 			// once in every mode; outputs already handed over finish on
 			// their own without acking, as remaining cannot reach zero).
-			p.refuse(outs[i:], ack, codeUnspecified, "publisher gone")
+			p.refuse(flows[i:], ack, codeUnspecified, "publisher gone")
 			return
 		}
 	}
