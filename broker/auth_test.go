@@ -40,6 +40,16 @@ func (c *topicConsumer) seen() []string {
 // bob/hunter2 and the given ACL.
 func newTestAuth(t *testing.T, acl []auth.ACLRule) *auth.Auth {
 	t.Helper()
+	a, err := auth.New(testAuthConfig(t, acl), auth.Options{})
+	if err != nil {
+		t.Fatalf("auth.New: %v", err)
+	}
+	return a
+}
+
+// testAuthConfig is newTestAuth's configuration.
+func testAuthConfig(t *testing.T, acl []auth.ACLRule) auth.Config {
+	t.Helper()
 	cfg := auth.DefaultConfig()
 	for _, u := range [][2]string{{"alice", "secret"}, {"bob", "hunter2"}} {
 		// The lowest cost: the race detector makes bcrypt ~50x slower.
@@ -50,11 +60,7 @@ func newTestAuth(t *testing.T, acl []auth.ACLRule) *auth.Auth {
 		cfg.Users = append(cfg.Users, auth.UserConfig{Username: u[0], PasswordHash: string(h)})
 	}
 	cfg.ACL = acl
-	a, err := auth.New(cfg, auth.Options{})
-	if err != nil {
-		t.Fatalf("auth.New: %v", err)
-	}
-	return a
+	return cfg
 }
 
 func TestAuthConnect(t *testing.T) {

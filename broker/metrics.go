@@ -43,10 +43,11 @@ const (
 	deniedConnect   = iota // CONNECT refused (credentials, will topic)
 	deniedPublish          // PUBLISH not authorised: not routed
 	deniedSubscribe        // one topic filter of a SUBSCRIBE
+	deniedRevoked          // a subscription removed after an ACL change
 	numDenials
 )
 
-var denialNames = [numDenials]string{"connect", "publish", "subscribe"}
+var denialNames = [numDenials]string{"connect", "publish", "subscribe", "revoked_subscription"}
 
 // Stats is a snapshot of the broker's counters.
 type Stats struct {

@@ -46,6 +46,10 @@ type session struct {
 
 	will      *Message      // delayed will waiting for willTimer
 	willIdent auth.Identity // whose will: checked against the ACL when it fires
+	// ident is the identity of the last attached connection (unknown for
+	// a session restored from the store until it resumes): ACL re-checks
+	// of an offline session's subscriptions use it.
+	ident auth.Identity
 	willTimer *time.Timer
 	expTimer  *time.Timer
 	offlineAt time.Time // when the client left; zero while connected
@@ -162,6 +166,7 @@ func (s *Server) attach(c *conn, clean bool, expiry uint32, connack func(present
 		ss.will = nil // a new connection cancels a delayed will [MQTT-3.1.3-9]
 		ss.expiry, ss.connectExpiry = expiry, expiry
 		c.sess = ss
+		ss.ident = c.ident
 		ss.offlineAt = time.Time{}
 		ss.conn.Store(c)
 		connack(present)
@@ -171,6 +176,9 @@ func (s *Server) attach(c *conn, clean bool, expiry uint32, connack func(present
 		ss.mu.Unlock()
 		sh.mu.Unlock()
 		s.markDirty(ss)
+		if present {
+			s.revokeDenied(ss.id, c.ident) // made under an older ACL or by another user
+		}
 		if will != nil {
 			s.publishWill(will)
 		}

@@ -301,7 +301,8 @@ func (a *app) reloadAuth() {
 		a.log.Error("reloading auth on SIGHUP; keeping the active users and ACL", "err", err)
 		return
 	}
-	a.log.Info("auth reloaded")
+	revoked := a.broker.RevokeDenied()
+	a.log.Info("auth reloaded", "subscriptions_revoked", revoked)
 }
 
 func closeSinks(set map[string]sinks.Sink) {
