@@ -49,7 +49,7 @@ type session struct {
 	// ident is the identity of the last attached connection (unknown for
 	// a session restored from the store until it resumes): ACL re-checks
 	// of an offline session's subscriptions use it.
-	ident auth.Identity
+	ident     auth.Identity
 	willTimer *time.Timer
 	expTimer  *time.Timer
 	offlineAt time.Time // when the client left; zero while connected
