@@ -46,6 +46,9 @@ func (p *Pipeline) Deliver(ctx context.Context, m *broker.Message, ack func(erro
 	}
 	in := Input{Msg: m}
 	in.Payload, in.DecodeErr = p.decoder.Decode(m.Topic, m.Payload)
+	if p.taps.on.Load() {
+		p.taps.observe(&in)
+	}
 	if in.DecodeErr != nil {
 		p.acct.decodeErrors.Add(1)
 		var inv deadLetterer

@@ -74,6 +74,7 @@ type Pipeline struct {
 
 	open    atomic.Bool
 	closing atomic.Bool
+	taps    taps // live taps (tap.go)
 	outPool sync.Pool
 	wg      sync.WaitGroup
 }
