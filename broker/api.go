@@ -33,6 +33,11 @@ type Message struct {
 	ResponseTopic   string
 	CorrelationData []byte
 	UserProperties  []UserProperty
+
+	// CommandID marks a tracked message (downstream commands, track.go):
+	// its delivery is reported to Options.Tracker. Set only by
+	// PublishCommand; kept in session queues and the store, never sent.
+	CommandID string `json:",omitempty"`
 }
 
 // UserProperty is a v5 user property.
@@ -72,6 +77,9 @@ type Options struct {
 	// Default: nil (each listener's allow_anonymous decides, a verified
 	// certificate identity is the user name, everything is allowed).
 	Auth Auth
+	// Tracker observes the delivery of tracked messages (PublishCommand).
+	// Default: nil (nothing reported).
+	Tracker Tracker
 }
 
 // Auth is what the broker needs from an authenticator (broker/auth).

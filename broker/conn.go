@@ -31,6 +31,12 @@ type conn struct {
 	fullSince atomic.Int64 // unix ns since messages for it are dropped (full), 0: not
 	rd        countingReader
 
+	id uint64 // connection id for logs and the admin API, set by newConn
+
+	// For the admin API (inspect.go): set while handling CONNECT.
+	connectedAt time.Time
+	cleanStart  bool
+
 	// Set while handling CONNECT, read-only afterwards.
 	version   byte
 	clientID  string
@@ -80,7 +86,7 @@ func (r *countingReader) Read(p []byte) (int, error) {
 }
 
 func newConn(s *Server, nc net.Conn, l *boundListener) *conn {
-	c := &conn{s: s, nc: nc, lis: l, fd: -1}
+	c := &conn{s: s, nc: nc, lis: l, fd: -1, id: s.nextID.Add(1)}
 	c.done.Add(1)
 	c.rd = countingReader{nc: nc, st: &s.stats}
 	c.r = packet.NewReader(&c.rd, s.cfg.MaxPacketSize)
@@ -412,8 +418,8 @@ func (c *conn) teardown(err error) {
 		code = packet.ServerShuttingDown
 	case errors.As(err, &ce):
 		code = ce.Code
-		c.s.log.Debug("closing connection", "client_id", c.clientID, "reason", ce.Msg)
 	}
+	c.s.log.Debug("client disconnected", "conn_id", c.id, "client_id", c.clientID, "reason", err)
 	if code != 0 && c.version == packet.Version5 {
 		c.sendDisconnect(code)
 	}

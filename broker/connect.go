@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -62,7 +63,7 @@ func (c *conn) handshake() error {
 		}
 		if s.auth != nil && !s.auth.CanPublish(c.ident, string(cp.WillTopic)) {
 			s.stats.denied[deniedConnect].Add(1)
-			s.log.Info("connection refused: will topic not authorised", "client_id", c.clientID,
+			s.log.Info("connection refused: will topic not authorised", "conn_id", c.id, "client_id", c.clientID,
 				"username", c.ident.Username, "remote_addr", c.remoteAddr(), "topic", string(cp.WillTopic))
 			return c.refuse(packet.NotAuthorized, packet.V3NotAuthorized)
 		}
@@ -116,6 +117,7 @@ func (c *conn) handshake() error {
 		c.window = 1
 	}
 
+	c.connectedAt, c.cleanStart = time.Now(), cp.CleanStart
 	s.attach(c, cp.CleanStart, expiry, func(present bool) {
 		ack := &packet.Connack{SessionPresent: present, Props: props}
 		c.outMu.Lock()
@@ -123,6 +125,10 @@ func (c *conn) handshake() error {
 		c.outMu.Unlock()
 		c.sendPacket(ack)
 	})
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("client connected", "conn_id", c.id, "client_id", c.clientID, "username", c.username,
+			"remote_addr", c.remoteAddr(), "listener", c.lis.cfg.Name, "version", c.version, "clean_start", cp.CleanStart)
+	}
 	return nil
 }
 
@@ -182,7 +188,7 @@ func (c *conn) authenticate(cp *packet.Connect) error {
 // authentication.
 func (c *conn) refuseLogin(err error, username string) error {
 	c.s.stats.denied[deniedConnect].Add(1)
-	c.s.log.Info("connection refused: authentication failed", "client_id", c.clientID, "username", username,
+	c.s.log.Info("connection refused: authentication failed", "conn_id", c.id, "client_id", c.clientID, "username", username,
 		"remote_addr", c.remoteAddr(), "listener", c.lis.cfg.Name, "err", err)
 	code := auth.ConnackCode(err)
 	return c.refuse(code, packet.V3ConnackCode(code))

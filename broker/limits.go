@@ -207,7 +207,7 @@ func (c *conn) kickSlow() {
 		return
 	}
 	c.s.stats.slowKicked.Add(1)
-	c.s.log.Info("disconnecting slow consumer", "client_id", c.clientID, "remote_addr", c.remoteAddr(),
+	c.s.log.Info("disconnecting slow consumer", "conn_id", c.id, "client_id", c.clientID, "remote_addr", c.remoteAddr(),
 		"full_for", c.s.cfg.SlowConsumerTimeout)
 	c.kick(packet.QuotaExceeded)
 	// Its writer is blocked on a full socket: close it now rather than

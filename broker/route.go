@@ -107,6 +107,10 @@ func (s *Server) deliverTo(rc *routeCtx, sub *topic.Sub) {
 		}
 		return
 	}
+	if m.CommandID != "" {
+		s.deliverTrackedQoS0(ss, rc, sub.ID, retain)
+		return
+	}
 	c := ss.conn.Load()
 	if c == nil {
 		s.stats.drop(dropOffline)

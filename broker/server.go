@@ -35,6 +35,7 @@ type Server struct {
 	noPoller bool                       // tests: exercise the goroutine fallback
 	store    SessionStore               // nil: state in memory only
 	auth     Auth                       // nil: listeners' allow_anonymous, all allowed
+	tracker  Tracker                    // nil: tracked messages are not reported
 	storeSt  storeState
 	limits   connLimits
 	version  string    // $SYS/broker/version
@@ -80,6 +81,7 @@ func New(cfg Config, opts Options) (*Server, error) {
 		consumer: opts.Consumer,
 		store:    opts.Store,
 		auth:     opts.Auth,
+		tracker:  opts.Tracker,
 		version:  opts.Version,
 		started:  time.Now(),
 		subs:     topic.NewTree(),

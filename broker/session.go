@@ -276,6 +276,7 @@ func (s *Server) endSessionLocked(sh *sessionShard, ss *session) *Message {
 	}
 	s.subs.RemoveClient(ss.id)
 	ss.stopTimersLocked()
+	s.trackEndLocked(ss)
 	ss.inflight, ss.queue, ss.qhead, ss.queuedBytes = nil, nil, 0, 0
 	ss.inQoS2 = nil
 	will := ss.will
@@ -348,7 +349,11 @@ func (ss *session) enqueue(s *Server, m *Message, qos byte, retain bool, subID u
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	if ss.ended {
+		s.track(ss, m, TrackFailed, "session ended")
 		return false
+	}
+	if m.CommandID != "" && ss.holdsLocked(m.CommandID) {
+		return false // a command re-driven after a restart: held already
 	}
 	s.markDirty(ss)
 	c := ss.conn.Load()
@@ -358,6 +363,7 @@ func (ss *session) enqueue(s *Server, m *Message, qos byte, retain bool, subID u
 	}
 	if ss.qlen() >= s.cfg.MaxQueuedMessages || ss.queuedBytes+len(m.Payload) > s.cfg.MaxQueuedBytes {
 		s.stats.drop(dropQueueFull)
+		s.track(ss, m, TrackFailed, "session queue full")
 		if c != nil && c.noteFull() {
 			c.kickSlow() // ss.mu before outMu: allowed
 		}
@@ -374,6 +380,7 @@ func (ss *session) enqueue(s *Server, m *Message, qos byte, retain bool, subID u
 	ss.queue = append(ss.queue, d)
 	ss.queuedBytes += len(m.Payload)
 	ss.qTail++
+	s.track(ss, m, TrackQueued, "")
 	return c == nil && s.store != nil
 }
 
@@ -382,6 +389,7 @@ func (ss *session) sendLocked(s *Server, c *conn, d delivery) {
 	expiry, alive := remainingExpiry(d.msg, time.Now())
 	if !alive {
 		s.stats.drop(dropExpired)
+		s.track(ss, d.msg, TrackExpired, "")
 		return
 	}
 	d.pid = ss.nextPIDLocked()
@@ -389,6 +397,9 @@ func (ss *session) sendLocked(s *Server, c *conn, d delivery) {
 	d.seq = ss.seq
 	if c.sendPublish(d.msg, d.qos, d.pid, d.flags&dRetain != 0, false, d.subID, expiry) {
 		ss.inflight = append(ss.inflight, d)
+		s.track(ss, d.msg, TrackSent, "")
+	} else {
+		s.track(ss, d.msg, TrackFailed, "larger than the client's maximum packet size")
 	}
 }
 
@@ -473,6 +484,7 @@ func (c *conn) handleAck(p *packet.Ack) error {
 	switch p.Kind {
 	case packet.PUBACK:
 		if i >= 0 && ss.inflight[i].qos == 1 {
+			c.s.trackAckLocked(ss, i, 0)
 			ss.removeLocked(i)
 		}
 	case packet.PUBREC:
@@ -481,15 +493,17 @@ func (c *conn) handleAck(p *packet.Ack) error {
 			c.sendAck(packet.PUBREL, p.PacketID, packet.PacketIdentifierNotFound, "")
 			return nil
 		case p.ReasonCode >= 0x80:
+			c.s.trackAckLocked(ss, i, byte(p.ReasonCode))
 			ss.removeLocked(i) // the client refused it; the exchange ends
 		default:
 			ss.inflight[i].flags |= dRel
-			ss.inflight[i].msg = nil // only the id matters from here on
+			ss.inflight[i].msg = releasedMsg(ss.inflight[i].msg) // only the ids matter from here on
 			c.sendAck(packet.PUBREL, p.PacketID, 0, "")
 			return nil
 		}
 	case packet.PUBCOMP:
 		if i >= 0 && ss.inflight[i].flags&dRel != 0 {
+			c.s.trackAckLocked(ss, i, 0)
 			ss.removeLocked(i)
 		}
 	}

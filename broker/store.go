@@ -98,6 +98,8 @@ type storeState struct {
 	started uint64             // flushes started
 	waiters map[*conn]struct{} // connections with acks waiting (durable.go)
 	kick    chan struct{}      // flush now: an ack waits (capacity 1)
+	done    uint64             // last flush that succeeded
+	flushed chan struct{}      // closed when a flush succeeds (track.go)
 }
 
 // markDirty records that ss changed. The per-session flag keeps the
@@ -170,6 +172,7 @@ func (s *Server) flushStore(ctx context.Context) error {
 		return err
 	}
 	s.releaseAcks(flush)
+	s.noteFlushed(flush)
 	return nil
 }
 
