@@ -123,6 +123,11 @@ func (ts *taps) observe(in *Input) {
 		if !topic.Match(t.filter, in.Msg.Topic) {
 			continue
 		}
+		if len(t.ch) == cap(t.ch) { // full: drop before building the event
+			t.dropped.Add(1)
+			ts.dropped.Add(1)
+			continue
+		}
 		if ev == nil {
 			ev = &TapEvent{Input: *in, At: time.Now()}
 			var inv deadLetterer
