@@ -92,6 +92,13 @@ func (s *Server) Mount(pattern string, h http.Handler) {
 	s.mux.Handle(pattern, s.auth(h))
 }
 
+// Public serves h at pattern without the bearer token. It is for what
+// holds no data, such as the console's static files (a browser cannot
+// send the token when it loads a page; the console's scripts send it).
+func (s *Server) Public(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, h)
+}
+
 func (s *Server) auth(h http.Handler) http.Handler {
 	if s.cfg.Token == "" {
 		return h
