@@ -241,7 +241,8 @@ func (s *Server) DeleteSession(clientID string) error {
 	return nil
 }
 
-// Subscriptions returns the subscriptions of clientID sorted by filter.
+// Subscriptions returns the subscriptions of clientID sorted by filter
+// (as subscribed, so shared ones first).
 func (s *Server) Subscriptions(clientID string) []Subscription {
 	subs := s.subs.ClientSubs(clientID)
 	out := make([]Subscription, len(subs))
@@ -252,6 +253,7 @@ func (s *Server) Subscriptions(clientID string) []Subscription {
 			out[i].Filter = "$share/" + sub.Group + "/" + sub.Filter
 		}
 	}
+	slices.SortFunc(out, func(a, b Subscription) int { return strings.Compare(a.Filter, b.Filter) })
 	return out
 }
 
