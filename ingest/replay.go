@@ -3,6 +3,8 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 )
 
 // Replay re-drives a dead-lettered record: its single output is spooled
@@ -53,8 +55,14 @@ func (p *Pipeline) Replay(ctx context.Context, id uint64) error {
 // SinkStats returns the runner's view of every sink.
 func (p *Pipeline) SinkStats() []SinkStats {
 	out := make([]SinkStats, 0, len(p.runners))
-	for _, r := range p.runners {
-		out = append(out, r.stats())
+	for name, r := range p.runners {
+		st := r.stats()
+		if p.open.Load() { // Open fills p.cursors before setting open
+			lag := p.cursors[name].Lag()
+			st.LagRecords, st.LagBytes = lag.Records, lag.Bytes
+		}
+		out = append(out, st)
 	}
+	slices.SortFunc(out, func(a, b SinkStats) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }

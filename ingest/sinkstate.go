@@ -55,6 +55,11 @@ type SinkStats struct {
 	Queued      int       `json:"queued"`
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+
+	// LagRecords and LagBytes are the spool records (and their bytes) the
+	// sink has not acknowledged yet: its backlog on disk.
+	LagRecords uint64 `json:"lag_records"`
+	LagBytes   int64  `json:"lag_bytes"`
 }
 
 func (r *runner) stats() SinkStats {
