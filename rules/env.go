@@ -75,6 +75,10 @@ type env struct {
 	vars     [32]*any // the variable fields, in vars order
 	levelBuf []string
 	split    bool // levelBuf holds the current topic's levels
+	// levelVals holds this message's levels as handed to expressions:
+	// a fresh copy per message (boxed values may outlive it), so that
+	// level(n) boxes into it without an allocation each.
+	levelVals []string
 	slots    [maxLets]*any
 }
 
@@ -165,6 +169,7 @@ func (e *env) reset(in *ingest.Input) {
 	}
 	e.have = 0
 	e.split = false
+	e.levelVals = nil
 }
 
 // release drops references to the message so pooled envs retain nothing.
@@ -269,7 +274,10 @@ func typeOf(t reflect.Type) types.Type {
 // possible when an expression names a __lv slot itself).
 func (e *env) levelAt(n int) any {
 	if ls := e.splitLevels(); n < len(ls) {
-		return ls[n]
+		if e.levelVals == nil {
+			e.levelVals = append([]string(nil), ls...)
+		}
+		return boxStringAt(&e.levelVals[n])
 	}
 	return nil
 }

@@ -26,6 +26,7 @@ func DecodeJSON(b []byte) (any, error) {
 		d = &jsonDecoder{}
 	}
 	d.b, d.i, d.depth = b, 0, 0
+	d.floats, d.strs = nil, nil // the boxed values of the last payload live on
 	v, err := d.value()
 	if err == nil {
 		d.ws()
@@ -33,7 +34,7 @@ func DecodeJSON(b []byte) (any, error) {
 			err = d.errorf("invalid character %q after top-level value", b[d.i])
 		}
 	}
-	d.b = nil
+	d.b, d.floats, d.strs = nil, nil, nil
 	decoders.Put(d)
 	if err != nil {
 		return nil, err
@@ -59,6 +60,61 @@ type jsonDecoder struct {
 	kvs   []kv
 	vals  []any
 	buf   []byte
+	// floats and strs are the current payload's slabs that numbers and
+	// strings are boxed into (see boxFloat): one allocation for many
+	// values instead of one each. Never reused across payloads.
+	floats []float64
+	strs   []string
+}
+
+// eface is the layout of an empty interface (runtime.eface).
+type eface struct {
+	typ  unsafe.Pointer
+	data unsafe.Pointer
+}
+
+// Type words of float64 and string, taken from boxed values.
+var (
+	float64TypeWord = typeWord(float64(1.5))
+	stringTypeWord  = typeWord("x")
+)
+
+func typeWord(v any) unsafe.Pointer { return (*eface)(unsafe.Pointer(&v)).typ }
+
+// slabLen is how many values a slab holds; a payload with more boxes
+// into further slabs.
+const slabLen = 16
+
+// boxFloat returns f as an `any` whose data points into the payload's
+// float slab, as `any(f)` would into an allocation of its own. The
+// values are never written after boxing, so sharing the slab is safe.
+func (d *jsonDecoder) boxFloat(f float64) any {
+	if len(d.floats) == cap(d.floats) {
+		d.floats = make([]float64, 0, slabLen)
+	}
+	d.floats = append(d.floats, f)
+	var v any
+	e := (*eface)(unsafe.Pointer(&v))
+	e.typ, e.data = float64TypeWord, unsafe.Pointer(&d.floats[len(d.floats)-1])
+	return v
+}
+
+// boxString is boxFloat for strings.
+func (d *jsonDecoder) boxString(s string) any {
+	if len(d.strs) == cap(d.strs) {
+		d.strs = make([]string, 0, slabLen)
+	}
+	d.strs = append(d.strs, s)
+	return boxStringAt(&d.strs[len(d.strs)-1])
+}
+
+// boxStringAt returns *p as an `any` that refers to p's storage instead
+// of a copy; *p must never change afterwards.
+func boxStringAt(p *string) any {
+	var v any
+	e := (*eface)(unsafe.Pointer(&v))
+	e.typ, e.data = stringTypeWord, unsafe.Pointer(p)
+	return v
 }
 
 type kv struct {
@@ -92,9 +148,17 @@ func (d *jsonDecoder) value() (any, error) {
 	case c == '[':
 		return d.array()
 	case c == '"':
-		return d.str()
+		v, err := d.str()
+		if err != nil {
+			return nil, err
+		}
+		return d.boxString(v), nil
 	case c == '-' || c >= '0' && c <= '9':
-		return d.number()
+		f, err := d.number()
+		if err != nil {
+			return nil, err
+		}
+		return d.boxFloat(f), nil
 	case c == 't':
 		return true, d.literal("true")
 	case c == 'f':
@@ -230,7 +294,7 @@ func (d *jsonDecoder) array() (any, error) {
 // with a decimal exponent within ±22 are converted exactly by one float
 // operation (Clinger's fast path: both operands are exact, so the result
 // is correctly rounded, as strconv.ParseFloat's); others go to ParseFloat.
-func (d *jsonDecoder) number() (any, error) {
+func (d *jsonDecoder) number() (float64, error) {
 	b, start := d.b, d.i
 	i := start
 	neg := b[i] == '-'
@@ -239,7 +303,7 @@ func (d *jsonDecoder) number() (any, error) {
 	}
 	if i >= len(b) {
 		d.i = i
-		return nil, errEnd
+		return 0, errEnd
 	}
 	var mant uint64
 	digits, exp10 := 0, 0
@@ -253,17 +317,17 @@ func (d *jsonDecoder) number() (any, error) {
 		}
 	default:
 		d.i = i
-		return nil, d.errorf("invalid character %q in numeric literal", b[i])
+		return 0, d.errorf("invalid character %q in numeric literal", b[i])
 	}
 	if i < len(b) && b[i] == '.' {
 		i++
 		if i >= len(b) {
 			d.i = i
-			return nil, errEnd
+			return 0, errEnd
 		}
 		if b[i] < '0' || b[i] > '9' {
 			d.i = i
-			return nil, d.errorf("invalid character %q after decimal point in numeric literal", b[i])
+			return 0, d.errorf("invalid character %q after decimal point in numeric literal", b[i])
 		}
 		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
 			mant = mant*10 + uint64(b[i]-'0')
@@ -282,11 +346,11 @@ func (d *jsonDecoder) number() (any, error) {
 		}
 		if i >= len(b) {
 			d.i = i
-			return nil, errEnd
+			return 0, errEnd
 		}
 		if b[i] < '0' || b[i] > '9' {
 			d.i = i
-			return nil, d.errorf("invalid character %q in exponent of numeric literal", b[i])
+			return 0, d.errorf("invalid character %q in exponent of numeric literal", b[i])
 		}
 		e := 0
 		for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
@@ -317,7 +381,7 @@ func (d *jsonDecoder) number() (any, error) {
 	}
 	f, err := strconv.ParseFloat(unsafe.String(&b[start], i-start), 64)
 	if err != nil {
-		return nil, fmt.Errorf("number %s out of range at offset %d", b[start:i], start)
+		return 0, fmt.Errorf("number %s out of range at offset %d", b[start:i], start)
 	}
 	return f, nil
 }
