@@ -79,7 +79,7 @@ type env struct {
 	// a fresh copy per message (boxed values may outlive it), so that
 	// level(n) boxes into it without an allocation each.
 	levelVals []string
-	slots    [maxLets]*any
+	slots     [maxLets]*any
 }
 
 // varMask is a set of variable indexes (bit i = vars[i]).
