@@ -40,6 +40,7 @@ type target struct {
 	key    *program
 	qos    byte
 	retain bool
+	enc    Encoder // nil = the body as it is
 }
 
 // rule is one compiled rule. It is immutable after compilation.
@@ -61,6 +62,7 @@ type rule struct {
 type ruleCompiler struct {
 	in       *ruleInput
 	sinks    map[string]bool // nil = not checked
+	encoders Encoders        // nil = not checked
 	letTypes map[string]reflect.Type
 	letSlot  map[string]int
 	mask     varMask
@@ -68,8 +70,8 @@ type ruleCompiler struct {
 }
 
 // compileRule compiles in; the rule is nil when there were errors.
-func compileRule(in *ruleInput, sinks map[string]bool) (*rule, []error) {
-	rc := &ruleCompiler{in: in, sinks: sinks, letTypes: map[string]reflect.Type{}, letSlot: map[string]int{}}
+func compileRule(in *ruleInput, sinks map[string]bool, encoders Encoders) (*rule, []error) {
+	rc := &ruleCompiler{in: in, sinks: sinks, encoders: encoders, letTypes: map[string]reflect.Type{}, letSlot: map[string]int{}}
 	c := &in.cfg
 	r := &rule{cfg: *c, src: in.src}
 
@@ -148,7 +150,7 @@ func (rc *ruleCompiler) failExpr(field string, err error, col0 int) {
 // target compiles one destination.
 func (rc *ruleCompiler) target(i int, tc *TargetConfig) target {
 	p := "to[" + strconv.Itoa(i) + "]"
-	t := target{field: p, sink: tc.Sink}
+	t := target{field: p, sink: tc.Sink, enc: rc.encoder(p, tc)}
 	switch {
 	case tc.Republish != nil && tc.Sink != "":
 		rc.fail(p, "set either sink or republish, not both")

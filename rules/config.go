@@ -65,6 +65,14 @@ type TargetConfig struct {
 	Key string `koanf:"key"`
 	// Republish publishes the output back to the broker.
 	Republish *RepublishConfig `koanf:"republish"`
+	// Encoding is the body's format: json (the transform's value as it
+	// is) or protobuf (the JSON body, read as protojson, re-encoded as
+	// Message). Default: "" (json).
+	Encoding string `koanf:"encoding"`
+	// Message is the fully qualified Protobuf message type of encoding
+	// protobuf, e.g. acme.v1.Reading, found in the descriptors of the
+	// schemas section. Default: "".
+	Message string `koanf:"message"`
 }
 
 // RepublishConfig is an MQTT republish target (the built-in "republish"
@@ -102,6 +110,10 @@ type Options struct {
 	Metrics *Metrics
 	// Logger logs reloads. Default: discard.
 	Logger *slog.Logger
+	// Encoders resolves the targets' encoding and message at compile
+	// time. Default: nil: they are not checked and outputs stay JSON
+	// (tools that load rules alone).
+	Encoders Encoders
 }
 
 // modes maps the durability names to ingest modes.

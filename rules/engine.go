@@ -231,6 +231,13 @@ func (r *rule) eval(s *state, dst []ingest.Output, tr *Trace) []ingest.Output {
 				continue
 			}
 		}
+		if t.enc != nil {
+			var err error
+			if out.Value, err = encodeBody(t.enc, value, s.env); err != nil {
+				dst = r.fail(s, dst, tr, t.field+".encoding", t.sink, err)
+				continue
+			}
+		}
 		dst = append(dst, out)
 	}
 	r.observe(start)

@@ -75,7 +75,8 @@ func (h *Holder) Version() Version { return h.cur.Load().Version() }
 
 // Reload compiles cfg aside and, if it is valid, makes it active. An
 // invalid rule set is refused with a *ReloadError and the active one is
-// kept. opts.Metrics and opts.Logger default to the holder's.
+// kept. opts.Metrics, opts.Logger and opts.Encoders default to the
+// holder's.
 func (h *Holder) Reload(cfg Config, opts Options) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -84,6 +85,9 @@ func (h *Holder) Reload(cfg Config, opts Options) error {
 	}
 	if opts.Logger == nil {
 		opts.Logger = h.opts.Logger
+	}
+	if opts.Encoders == nil {
+		opts.Encoders = h.opts.Encoders
 	}
 	log := logger(opts.Logger)
 	h.seen = fingerprint(cfg, opts.ConfigFile)

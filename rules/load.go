@@ -194,7 +194,7 @@ func build(ins []ruleInput, errs []error, h hash.Hash, files []string, opts Opti
 		} else {
 			seen[in.cfg.Name] = &in.src
 		}
-		r, es := compileRule(in, sinks)
+		r, es := compileRule(in, sinks, opts.Encoders)
 		errs = append(errs, es...)
 		if r != nil {
 			rules = append(rules, r)

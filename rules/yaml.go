@@ -262,8 +262,12 @@ func (d *decoder) targets(v *yaml.Node) []TargetConfig {
 				t.Key = d.scalar(f, e)
 			case "republish":
 				t.Republish = d.republish(f, e)
+			case "encoding":
+				t.Encoding = d.scalar(f, e)
+			case "message":
+				t.Message = d.scalar(f, e)
 			default:
-				d.fail(f, k.Line, "unknown key (want sink, topic, key or republish)")
+				d.fail(f, k.Line, "unknown key (want sink, topic, key, republish, encoding or message)")
 			}
 		}
 		out = append(out, t)
