@@ -12,7 +12,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"slices"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,6 +31,12 @@ type Config struct {
 	// Token, when set, is required as "Authorization: Bearer TOKEN" on
 	// every /api/ request (probes and /metrics stay open). Default: "".
 	Token string `koanf:"token"`
+	// RequiredSinks names the sinks that must be up for /readyz to
+	// report ready: a sink that connects (kafka, clickhouse) must be
+	// connected, any other must not have failed its last write. Other
+	// sinks' outages are absorbed by the spool and leave Sluice ready.
+	// Default: none.
+	RequiredSinks []string `koanf:"required_sinks"`
 }
 
 // DefaultConfig returns the admin defaults.
@@ -56,6 +65,9 @@ type Server struct {
 	log    *slog.Logger
 	mux    *http.ServeMux
 	checks []Check
+	routes []string      // patterns behind the token, for the OpenAPI check
+	reqID  atomic.Uint64 // request ids: idBase + counter
+	idBase string
 	ln     net.Listener
 	srv    *http.Server
 }
@@ -65,7 +77,8 @@ func New(cfg Config, log *slog.Logger, gatherer prometheus.Gatherer) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, log: log, mux: http.NewServeMux(),
+		idBase: strconv.FormatInt(time.Now().UnixNano()&0xffffffff, 36) + "-"}
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -78,8 +91,12 @@ func New(cfg Config, log *slog.Logger, gatherer prometheus.Gatherer) *Server {
 	s.mux.Handle("/debug/pprof/profile", s.auth(http.HandlerFunc(pprof.Profile)))
 	s.mux.Handle("/debug/pprof/symbol", s.auth(http.HandlerFunc(pprof.Symbol)))
 	s.mux.Handle("/debug/pprof/trace", s.auth(http.HandlerFunc(pprof.Trace)))
+	s.Handle("GET /api/openapi.json", http.HandlerFunc(serveOpenAPI))
 	return s
 }
+
+// Config returns the configuration the server was built with.
+func (s *Server) Config() Config { return s.cfg }
 
 // AddCheck registers a readiness check.
 func (s *Server) AddCheck(name string, fn func() error) {
@@ -89,8 +106,26 @@ func (s *Server) AddCheck(name string, fn func() error) {
 // Mount serves h for every path under prefix (e.g. "/api/v1/ingest"),
 // behind the bearer token when one is configured.
 func (s *Server) Mount(pattern string, h http.Handler) {
-	s.mux.Handle(pattern, s.auth(h))
+	s.Handle(pattern, h)
 }
+
+// Handle serves h for pattern (a net/http pattern, e.g.
+// "GET /api/v1/clients/{id}") behind the bearer token, and records the
+// pattern for Routes.
+func (s *Server) Handle(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, s.auth(h))
+	s.routes = append(s.routes, pattern)
+}
+
+// Routes returns the patterns registered with Handle and Mount, sorted.
+func (s *Server) Routes() []string {
+	out := slices.Clone(s.routes)
+	slices.Sort(out)
+	return out
+}
+
+// Handler returns the server's HTTP handler (for tests over httptest).
+func (s *Server) Handler() http.Handler { return s.observe(s.mux) }
 
 // Public serves h at pattern without the bearer token. It is for what
 // holds no data, such as the console's static files (a browser cannot
@@ -160,7 +195,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	s.srv = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
+	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(s.ln) }()
 	select {
