@@ -38,6 +38,24 @@ type Config struct {
 	Bindings []BindingConfig `koanf:"bindings"`
 	// Sparkplug configures the state kept for Sparkplug B bindings.
 	Sparkplug SparkplugConfig `koanf:"sparkplug"`
+	// Descriptors are more Protobuf definitions, for rule targets with
+	// encoding protobuf whose message type no binding decodes. The
+	// bindings' own descriptors serve those targets too. Default: none.
+	Descriptors []DescriptorConfig `koanf:"descriptors"`
+}
+
+// DescriptorConfig names Protobuf definitions: a descriptor set or .proto
+// source files.
+type DescriptorConfig struct {
+	// DescriptorSet is the path of a FileDescriptorSet (.pb, .binpb), as
+	// written by `protoc --include_imports -o` or `buf build -o`. One of
+	// descriptor_set and files is required. Default: "".
+	DescriptorSet string `koanf:"descriptor_set"`
+	// Files are .proto source files compiled at load. Default: none.
+	Files []string `koanf:"files"`
+	// ImportPaths are the directories imports in Files are resolved
+	// against. Default: the directory of each file.
+	ImportPaths []string `koanf:"import_paths"`
 }
 
 // BindingConfig binds one decoder, and optionally a JSON Schema, to a
@@ -150,6 +168,11 @@ func (c Config) Validate() []error {
 		}
 		if b.OnInvalid != OnInvalidDeadLetter && b.OnInvalid != OnInvalidPass {
 			bad("%s.on_invalid: unknown policy %q (want dead_letter or pass)", key, b.OnInvalid)
+		}
+	}
+	for i, d := range c.Descriptors {
+		if (d.DescriptorSet == "") == (len(d.Files) == 0) {
+			bad("descriptors[%d]: exactly one of descriptor_set and files is required", i)
 		}
 	}
 	if c.Sparkplug.RebirthInterval < 0 {

@@ -22,7 +22,7 @@ var update = flag.Bool("update", false, "rewrite testdata inputs and golden file
 func goldenInputs(t *testing.T) map[string][]byte {
 	doc := map[string]any{"device": "press-07", "temp": 71.25, "rpm": 1480, "tags": []string{"hydraulic"},
 		"vibration": map[string]any{"x": 0.012}, "ok": true, "raw": []byte{0xde, 0xad}}
-	pd, err := newProtobuf(ProtobufConfig{Message: "acme.v1.Reading", Files: []string{"testdata/reading.proto"}})
+	pd, _, err := newProtobuf(ProtobufConfig{Message: "acme.v1.Reading", Files: []string{"testdata/reading.proto"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,9 +26,22 @@ type descriptorFinder interface {
 }
 
 // newProtobuf loads the message type named by c from its descriptor set or
-// compiles it from .proto sources.
-func newProtobuf(c ProtobufConfig) (*protobufDecoder, error) {
-	var finder descriptorFinder
+// compiles it from .proto sources. It returns the files too: their other
+// message types serve output encoding.
+func newProtobuf(c ProtobufConfig) (*protobufDecoder, descriptorFinder, error) {
+	finder, err := loadDescriptors(DescriptorConfig{DescriptorSet: c.DescriptorSet, Files: c.Files, ImportPaths: c.ImportPaths})
+	if err != nil {
+		return nil, nil, err
+	}
+	md, err := findMessage(finder, c.Message)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &protobufDecoder{md: md}, finder, nil
+}
+
+// loadDescriptors reads a descriptor set or compiles .proto sources.
+func loadDescriptors(c DescriptorConfig) (descriptorFinder, error) {
 	if c.DescriptorSet != "" {
 		b, err := os.ReadFile(c.DescriptorSet)
 		if err != nil {
@@ -42,33 +55,36 @@ func newProtobuf(c ProtobufConfig) (*protobufDecoder, error) {
 		if err != nil {
 			return nil, fmt.Errorf("linking descriptor set %s (built with --include_imports?): %w", c.DescriptorSet, err)
 		}
-		finder = files
-	} else {
-		res, names, err := protoSources(c)
-		if err != nil {
-			return nil, err
-		}
-		comp := protocompile.Compiler{Resolver: protocompile.WithStandardImports(res)}
-		files, err := comp.Compile(context.Background(), names...)
-		if err != nil {
-			return nil, fmt.Errorf("compiling .proto files: %w", err)
-		}
-		finder = files.AsResolver()
+		return files, nil
 	}
-	d, err := finder.FindDescriptorByName(protoreflect.FullName(c.Message))
+	res, names, err := protoSources(c)
 	if err != nil {
-		return nil, fmt.Errorf("finding message %s: %w", c.Message, err)
+		return nil, err
+	}
+	comp := protocompile.Compiler{Resolver: protocompile.WithStandardImports(res)}
+	files, err := comp.Compile(context.Background(), names...)
+	if err != nil {
+		return nil, fmt.Errorf("compiling .proto files: %w", err)
+	}
+	return files.AsResolver(), nil
+}
+
+// findMessage looks the message type name up in finder.
+func findMessage(finder descriptorFinder, name string) (protoreflect.MessageDescriptor, error) {
+	d, err := finder.FindDescriptorByName(protoreflect.FullName(name))
+	if err != nil {
+		return nil, fmt.Errorf("finding message %s: %w", name, err)
 	}
 	md, ok := d.(protoreflect.MessageDescriptor)
 	if !ok {
-		return nil, fmt.Errorf("finding message %s: it is not a message", c.Message)
+		return nil, fmt.Errorf("finding message %s: it is not a message", name)
 	}
-	return &protobufDecoder{md: md}, nil
+	return md, nil
 }
 
 // protoSources maps the configured files to names relative to the import
 // paths (each file's own directory when none are configured).
-func protoSources(c ProtobufConfig) (*protocompile.SourceResolver, []string, error) {
+func protoSources(c DescriptorConfig) (*protocompile.SourceResolver, []string, error) {
 	paths := c.ImportPaths
 	names := make([]string, 0, len(c.Files))
 	if len(paths) == 0 {

@@ -84,9 +84,15 @@ type binding struct {
 type Decoders struct {
 	bindings  []binding
 	sparkplug *sparkplug.Decoder
+	// protoFiles are the Protobuf definitions of the bindings, then of
+	// Config.Descriptors, searched in order for output message types.
+	protoFiles []descriptorFinder
 }
 
-var _ ingest.Decoder = (*Decoders)(nil)
+var (
+	_ ingest.Decoder = (*Decoders)(nil)
+	_ rules.Encoders = (*Decoders)(nil)
+)
 
 // New validates cfg and compiles its schemas and protobuf descriptors. It
 // reads those files but opens nothing that needs closing.
@@ -126,12 +132,13 @@ func New(cfg Config, opts Options) (*Decoders, error) {
 		case DecoderCBOR:
 			b.decode = decodeCBOR
 		case DecoderProtobuf:
-			pd, err := newProtobuf(bc.Protobuf)
+			pd, files, err := newProtobuf(bc.Protobuf)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s.protobuf: %w", key, err))
 				continue
 			}
 			b.decode = pd.decode
+			d.protoFiles = append(d.protoFiles, files)
 		case DecoderSparkplugB:
 			if d.sparkplug == nil {
 				sp, err := sparkplug.New(sparkplug.Options{
@@ -158,6 +165,14 @@ func New(cfg Config, opts Options) (*Decoders, error) {
 			b.validate = v
 		}
 		d.bindings = append(d.bindings, b)
+	}
+	for i, dc := range cfg.Descriptors {
+		files, err := loadDescriptors(dc)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("schemas.descriptors[%d]: %w", i, err))
+			continue
+		}
+		d.protoFiles = append(d.protoFiles, files)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

@@ -58,7 +58,7 @@ func readingPB(device string, withDevice bool) []byte {
 // set, as protoc -o would.
 func descriptorSet(t *testing.T) string {
 	t.Helper()
-	pd, err := newProtobuf(ProtobufConfig{Message: "acme.v1.Reading", Files: []string{"testdata/reading.proto"}})
+	pd, _, err := newProtobuf(ProtobufConfig{Message: "acme.v1.Reading", Files: []string{"testdata/reading.proto"}})
 	if err != nil {
 		t.Fatal(err)
 	}
