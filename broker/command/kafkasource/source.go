@@ -11,7 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
+	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -42,7 +42,6 @@ type Source struct {
 	log    *slog.Logger
 	m      *metrics
 	now    func() time.Time
-	seed   maphash.Seed
 }
 
 // New validates cfg and builds a source submitting to sub. It reads the
@@ -86,7 +85,7 @@ func New(cfg Config, sub command.Submitter, opts Options) (*Source, error) {
 	}
 	klog := log.With("component", "kafka-reader")
 	return &Source{
-		cfg: cfg, sub: sub, mapper: mp, log: log, m: m, now: now, seed: maphash.MakeSeed(),
+		cfg: cfg, sub: sub, mapper: mp, log: log, m: m, now: now,
 		rcfg: kafkago.ReaderConfig{
 			Brokers:        cfg.Brokers,
 			GroupID:        cfg.GroupID,
@@ -165,17 +164,24 @@ func (s *Source) fetch(ctx context.Context, r *kafkago.Reader, c *committer, lan
 		}
 		j := s.prepare(msg)
 		j.entry = c.track(msg)
-		key := j.cmd.Device
-		if key == "" {
-			key = j.cmd.Topic
-		}
-		lane := lanes[maphash.String(s.seed, key)%uint64(len(lanes))]
 		select {
-		case lane <- j:
+		case lanes[laneOf(j.cmd, len(lanes))] <- j:
 		case <-ctx.Done():
 			return nil
 		}
 	}
+}
+
+// laneOf picks c's lane by its device (or topic): one device's commands
+// are submitted one after another, in record order.
+func laneOf(c command.Command, n int) int {
+	key := c.Device
+	if key == "" {
+		key = c.Topic
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(key))
+	return int(h.Sum64() % uint64(n))
 }
 
 // prepare maps msg to its job.
