@@ -45,6 +45,7 @@ type app struct {
 	store    *lazyStore // nil: broker state in memory
 	pipeline *ingest.Pipeline
 	admin    *admin.Server
+	console  *webConsole // console_wire.go
 	sinks    map[string]sinks.Sink
 }
 
@@ -75,16 +76,6 @@ func newApp(cfg Config, path string, environ []string, log *slog.Logger) (*app, 
 		}
 		sinkSet[name] = sk
 	}
-	holder, errs := rules.NewHolder(cfg.rulesConfig(), rules.Options{
-		Sinks: cfg.sinkNames(), ConfigFile: path, Metrics: rules.NewMetrics(reg), Logger: log.With("component", "rules"),
-	})
-	if len(errs) > 0 {
-		closeSinks(sinkSet)
-		return nil, ruleErrors(errs)
-	}
-	a.rules = holder
-	a.sinks = sinkSet
-	reg.MustRegister(rulesVersionCollector{holder})
 	decoders, err := schemas.New(cfg.Schemas, schemas.Options{
 		Logger: log.With("component", "schemas"), Registerer: reg,
 		// Sparkplug rebirth requests (NCMD) go out through the broker,
@@ -101,6 +92,17 @@ func newApp(cfg Config, path string, environ []string, log *slog.Logger) (*app, 
 		closeSinks(sinkSet)
 		return nil, err
 	}
+	holder, errs := rules.NewHolder(cfg.rulesConfig(), rules.Options{
+		Sinks: cfg.sinkNames(), ConfigFile: path, Metrics: rules.NewMetrics(reg), Logger: log.With("component", "rules"),
+		Encoders: decoders, // rule targets with encoding: protobuf
+	})
+	if len(errs) > 0 {
+		closeSinks(sinkSet)
+		return nil, ruleErrors(errs)
+	}
+	a.rules = holder
+	a.sinks = sinkSet
+	reg.MustRegister(rulesVersionCollector{holder})
 	p, err := ingest.New(cfg.Ingest, ingest.Options{
 		Logger: log, Registerer: reg, Sinks: sinkSet, Router: holder, Decoder: decoders,
 	})
@@ -143,6 +145,10 @@ func newApp(cfg Config, path string, environ []string, log *slog.Logger) (*app, 
 	a.admin.Mount("/api/v1/rules", a.rulesAPI())
 	a.admin.Mount("/api/v1/rules/", a.rulesAPI())
 	a.admin.AddCheck("ingest", p.Ready)
+	if err := a.mountConsole(); err != nil {
+		closeSinks(sinkSet)
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -195,6 +201,7 @@ func (a *app) run(ctx context.Context) error {
 		defer wg.Done()
 		adminErr = a.admin.Serve(actx)
 	}()
+	wg.Go(func() { _ = a.console.Run(actx) })
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
