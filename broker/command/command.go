@@ -98,7 +98,11 @@ type Submitter interface {
 
 // RejectedError is returned by Submit when a command is refused (ACL, no
 // such device, invalid command). It is final: retrying will not help.
-type RejectedError struct{ Reason string }
+type RejectedError struct {
+	Reason string
+	// Denied says the command ACL refused the principal (HTTP 403).
+	Denied bool
+}
 
 // Error implements error.
 func (e *RejectedError) Error() string { return "command rejected: " + e.Reason }

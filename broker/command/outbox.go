@@ -1,0 +1,228 @@
+package command
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+)
+
+// outbox is the durable queue of status events. Events are numbered when
+// a transition happens (under Service.mu, so per-command order is seq
+// order), written by the next flush, and only then handed to the sinks,
+// each at its own pace from its own cursor. An event leaves the store
+// once every sink has it. Bounded by MaxEvents (oldest dropped) and
+// MaxAge (dropped when found older); every drop is counted.
+type outbox struct {
+	cfg   OutboxConfig
+	log   *slog.Logger
+	met   *metrics
+	sinks []namedSink
+
+	mu          sync.Mutex // a leaf: taken under Service.mu
+	nextSeq     uint64
+	fresh       []seqEvent // numbered, not written yet
+	stored      []seqEvent // written, not yet taken by every sink
+	deleteBelow uint64     // to delete from the store with the next flush
+	wake        chan struct{}
+}
+
+type namedSink struct {
+	name   string
+	sink   EventSink
+	cursor uint64 // next seq to hand over
+}
+
+func newOutbox(cfg OutboxConfig, sinks map[string]EventSink, log *slog.Logger, met *metrics) *outbox {
+	o := &outbox{cfg: cfg, log: log, met: met, nextSeq: 1, wake: make(chan struct{})}
+	for name, sk := range sinks {
+		o.sinks = append(o.sinks, namedSink{name: name, sink: sk, cursor: 1})
+	}
+	sort.Slice(o.sinks, func(i, j int) bool { return o.sinks[i].name < o.sinks[j].name })
+	return o
+}
+
+// load restores the stored events at start.
+func (o *outbox) load(events []seqEvent) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.stored = events
+	if n := len(events); n > 0 {
+		o.nextSeq = events[n-1].Seq + 1
+		for i := range o.sinks {
+			o.sinks[i].cursor = events[0].Seq
+		}
+	} else {
+		for i := range o.sinks {
+			o.sinks[i].cursor = o.nextSeq
+		}
+	}
+	o.met.outboxBuffered.Set(float64(len(o.stored)))
+}
+
+// add numbers an event; nothing is kept without sinks.
+func (o *outbox) add(ev Event) {
+	if len(o.sinks) == 0 {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.fresh = append(o.fresh, seqEvent{Seq: o.nextSeq, Ev: ev})
+	o.nextSeq++
+	for len(o.fresh)+len(o.stored) > o.cfg.MaxEvents {
+		if len(o.stored) > 0 {
+			o.dropStoredLocked(1, "outbox_full")
+		} else {
+			o.fresh = o.fresh[1:]
+			for _, s := range o.sinks {
+				o.met.eventsDropped.WithLabelValues(s.name, "outbox_full").Inc()
+			}
+		}
+	}
+}
+
+// dropStoredLocked drops the n oldest stored events for every sink that
+// does not have them yet.
+func (o *outbox) dropStoredLocked(n int, reason string) {
+	last := o.stored[n-1].Seq
+	for i := range o.sinks {
+		s := &o.sinks[i]
+		if s.cursor <= last {
+			lost := 0
+			for _, e := range o.stored[:n] {
+				if e.Seq >= s.cursor {
+					lost++
+				}
+			}
+			o.met.eventsDropped.WithLabelValues(s.name, reason).Add(float64(lost))
+			s.cursor = last + 1
+		}
+	}
+	o.stored = o.stored[n:]
+	o.deleteBelow = max(o.deleteBelow, last+1)
+	o.met.outboxBuffered.Set(float64(len(o.stored)))
+}
+
+// takeNew hands the flush the events to write and the range to delete.
+func (o *outbox) takeNew() ([]seqEvent, uint64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	evs, below := o.fresh, o.deleteBelow
+	o.fresh, o.deleteBelow = nil, 0
+	return evs, below
+}
+
+// requeue gives a failed flush's events back.
+func (o *outbox) requeue(evs []seqEvent, below uint64) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.fresh = append(evs, o.fresh...)
+	o.deleteBelow = max(o.deleteBelow, below)
+}
+
+// markStored makes written events available to the sinks.
+func (o *outbox) markStored(evs []seqEvent) {
+	if len(evs) == 0 {
+		return
+	}
+	o.mu.Lock()
+	o.stored = append(o.stored, evs...)
+	o.met.outboxBuffered.Set(float64(len(o.stored)))
+	close(o.wake)
+	o.wake = make(chan struct{})
+	o.mu.Unlock()
+}
+
+// run drains the outbox to every sink until ctx ends.
+func (o *outbox) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for i := range o.sinks {
+		wg.Go(func() { o.drain(ctx, i) })
+	}
+	wg.Wait()
+}
+
+// next returns the batch for sink i (or a channel to wait on).
+func (o *outbox) next(i int) ([]Event, uint64, <-chan struct{}) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.cfg.MaxAge > 0 {
+		cut := time.Now().Add(-o.cfg.MaxAge)
+		n := 0
+		for n < len(o.stored) && o.stored[n].Ev.At.Before(cut) {
+			n++
+		}
+		if n > 0 {
+			o.dropStoredLocked(n, "too_old")
+		}
+	}
+	s := &o.sinks[i]
+	j := sort.Search(len(o.stored), func(k int) bool { return o.stored[k].Seq >= s.cursor })
+	if j == len(o.stored) {
+		return nil, 0, o.wake
+	}
+	end := min(len(o.stored), j+o.cfg.BatchSize)
+	evs := make([]Event, 0, end-j)
+	for _, e := range o.stored[j:end] {
+		evs = append(evs, e.Ev)
+	}
+	return evs, o.stored[end-1].Seq, nil
+}
+
+// done advances sink i past last and trims what every sink has.
+func (o *outbox) done(i int, last uint64, n int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	s := &o.sinks[i]
+	if last >= s.cursor {
+		s.cursor = last + 1
+	}
+	o.met.eventsPublished.WithLabelValues(s.name).Add(float64(n))
+	low := s.cursor
+	for _, x := range o.sinks {
+		low = min(low, x.cursor)
+	}
+	k := sort.Search(len(o.stored), func(k int) bool { return o.stored[k].Seq >= low })
+	if k > 0 {
+		o.stored = append(o.stored[:0:0], o.stored[k:]...)
+		o.deleteBelow = max(o.deleteBelow, low)
+		o.met.outboxBuffered.Set(float64(len(o.stored)))
+	}
+}
+
+// drain hands events to sink i, retrying with backoff.
+func (o *outbox) drain(ctx context.Context, i int) {
+	name, sink := o.sinks[i].name, o.sinks[i].sink
+	var backoff time.Duration
+	for {
+		evs, last, wait := o.next(i)
+		if wait != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-wait:
+			case <-time.After(time.Second): // MaxAge checks
+			}
+			continue
+		}
+		if err := sink.PublishEvents(ctx, evs); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			o.met.sinkErrors.WithLabelValues(name).Inc()
+			backoff = min(max(2*backoff, o.cfg.RetryInitial), o.cfg.RetryMax)
+			d := backoff/2 + rand.N(backoff/2+1)
+			o.log.Warn("publishing command status events", "sink", name, "events", len(evs), "err", err, "retry_in", d)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(d):
+			}
+			continue
+		}
+		backoff = 0
+		o.done(i, last, len(evs))
+	}
+}

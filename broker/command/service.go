@@ -1,0 +1,458 @@
+package command
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluicehq/sluice/broker"
+	"github.com/sluicehq/sluice/broker/auth"
+	"github.com/sluicehq/sluice/broker/topic"
+)
+
+// Broker is what the service needs from the embedded broker
+// (*broker.Server satisfies it).
+type Broker interface {
+	PublishCommand(ctx context.Context, m *broker.Message) ([]string, error)
+	CommandPending(clientID, commandID string) bool
+	Ready() error
+}
+
+var _ Broker = (*broker.Server)(nil)
+
+// ErrBusy is returned by Submit when Config.MaxPending commands are not
+// finished yet: retry later.
+var ErrBusy = errors.New("too many pending commands")
+
+// ErrNotRunning is returned by Submit before Run started or after it
+// ended.
+var ErrNotRunning = errors.New("command service not running")
+
+// Options carries the service's collaborators.
+type Options struct {
+	Logger     *slog.Logger          // default: discard
+	Registerer prometheus.Registerer // default: none
+	// Sinks receive every status event, by name. Default: none.
+	Sinks map[string]EventSink
+	// DataDir is used when Config.Dir is empty: the store goes to
+	// DataDir/commands.
+	DataDir string
+}
+
+// Service submits commands to devices through the broker and tracks them
+// to their end. It implements Submitter and broker.Tracker; Tap wraps
+// the broker's consumer to see device replies. See DESIGN.md.
+type Service struct {
+	cfg     Config
+	log     *slog.Logger
+	dir     string
+	devTmpl *template
+	rspTmpl *template
+	reply   *replyPattern // nil: no 3.1.1 reply topics
+	acl     *auth.ACL
+	tokens  []TokenConfig
+	met     *metrics
+	out     *outbox
+
+	b  atomic.Pointer[brokerRef]
+	db *db // set by Run
+
+	mu      sync.Mutex         // guards the fields below (after any session lock: Track)
+	live    map[string]*record // pending commands, and changed ones until written
+	dirty   map[string]bool    // id → created (needs a time index)
+	pending int                // live records that are pending
+	started uint64             // flushes started
+	done    uint64             // flushes completed
+	flushed chan struct{}      // closed when a flush completes
+	kick    chan struct{}      // flush now (capacity 1)
+}
+
+type brokerRef struct{ b Broker }
+
+var (
+	_ Submitter      = (*Service)(nil)
+	_ broker.Tracker = (*Service)(nil)
+)
+
+// New validates cfg and builds the service. It does no I/O.
+func New(cfg Config, opts Options) (*Service, error) {
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return nil, fmt.Errorf("validating commands config: %w", errors.Join(errs...))
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Service{cfg: cfg, log: log, tokens: cfg.Tokens, live: map[string]*record{}, dirty: map[string]bool{},
+		kick: make(chan struct{}, 1)}
+	s.dir = cfg.Dir
+	if s.dir == "" {
+		s.dir = filepath.Join(opts.DataDir, "commands")
+	}
+	s.devTmpl, _ = compileTemplate(cfg.DeviceTopic, false)
+	s.rspTmpl, _ = compileTemplate(cfg.ResponseTopic, true)
+	if cfg.ReplyTopic != "" {
+		s.reply, _ = compileReplyPattern(cfg.ReplyTopic)
+	}
+	acl, err := buildACL(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.acl = acl
+	if s.met, err = newMetrics(opts.Registerer); err != nil {
+		return nil, err
+	}
+	s.out = newOutbox(cfg.Outbox, opts.Sinks, log, s.met)
+	return s, nil
+}
+
+// buildACL compiles the tokens' Allow filters and the ACL rules into one
+// ACL; with no rule at all it denies everything (an empty auth.ACL
+// would allow everything).
+func buildACL(cfg Config) (*auth.ACL, error) {
+	var rules []auth.ACLRule
+	for _, t := range cfg.Tokens {
+		for _, f := range t.Allow {
+			rules = append(rules, auth.ACLRule{Permission: auth.PermissionAllow, Action: auth.ActionPublish, Topic: f, Users: []string{t.Name}})
+		}
+	}
+	rules = append(rules, cfg.ACL...)
+	rules = append(rules, auth.ACLRule{Permission: auth.PermissionDeny, Action: auth.ActionAll, Topic: "#"})
+	acl, err := auth.NewACL(rules)
+	if err != nil {
+		return nil, fmt.Errorf("compiling commands ACL: %w", err)
+	}
+	return acl, nil
+}
+
+// pending reports whether the command still waits for the broker: it is
+// re-driven after a restart, counted against MaxPending and expired when
+// its TTL runs out.
+func (r *record) pending() bool {
+	switch r.Status.State {
+	case Accepted, Queued:
+		return true
+	case Sent:
+		return r.Cmd.QoS > 0
+	}
+	return false
+}
+
+// Run opens the store, re-drives the commands a restart interrupted once
+// the broker serves, and then flushes, expires, purges and drains the
+// outbox until ctx ends. It closes the store before it returns.
+func (s *Service) Run(ctx context.Context, b Broker) error {
+	d, err := openDB(s.dir)
+	if err != nil {
+		return err
+	}
+	recs, events, err := d.loadPending()
+	if err != nil {
+		d.close()
+		return err
+	}
+	s.mu.Lock()
+	s.db = d
+	for i := range recs {
+		r := recs[i]
+		s.live[r.Status.ID] = &r
+		s.pending++
+	}
+	s.mu.Unlock()
+	s.out.load(events)
+	s.met.pending.Set(float64(len(recs)))
+
+	var wg sync.WaitGroup
+	wg.Go(func() { s.flushLoop(ctx) })
+	wg.Go(func() { s.out.run(ctx) })
+	for b.Ready() != nil {
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return d.close()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	s.b.Store(&brokerRef{b})
+	s.redrive(ctx, b)
+	s.sweepLoop(ctx)
+	s.b.Store(nil)
+	wg.Wait()
+	return d.close()
+}
+
+// redrive continues the commands found pending at start.
+func (s *Service) redrive(ctx context.Context, b Broker) {
+	s.mu.Lock()
+	var todo []*record
+	for _, r := range s.live {
+		todo = append(todo, r)
+	}
+	s.mu.Unlock()
+	n := 0
+	for _, r := range todo {
+		s.mu.Lock()
+		st, dev, id := r.Status.State, r.Cmd.Device, r.Status.ID
+		s.mu.Unlock()
+		switch {
+		case st == Accepted:
+			s.publish(ctx, b, id)
+			n++
+		case dev != "" && !b.CommandPending(dev, id):
+			s.transition(id, "", Failed, "not held by the broker after a restart: outcome unknown (it may have been delivered)", nil)
+		}
+	}
+	if len(todo) > 0 {
+		s.log.Info("commands re-driven after restart", "pending", len(todo), "republished", n)
+	}
+}
+
+// Submit implements Submitter, checking the command ACL for c.Principal.
+func (s *Service) Submit(ctx context.Context, c Command) (Status, error) {
+	return s.submit(ctx, c, true)
+}
+
+// SubmitTrusted submits without the ACL check (the admin token).
+func (s *Service) SubmitTrusted(ctx context.Context, c Command) (Status, error) {
+	return s.submit(ctx, c, false)
+}
+
+func (s *Service) submit(ctx context.Context, c Command, checkACL bool) (Status, error) {
+	ref := s.b.Load()
+	if ref == nil {
+		return Status{}, ErrNotRunning
+	}
+	now := time.Now()
+	if c.ID == "" {
+		c.ID = newID()
+	} else if err := validID(c.ID); err != nil {
+		return Status{}, &RejectedError{Reason: err.Error()}
+	}
+	reason := s.normalise(&c)
+	denied := reason == "" && checkACL && !s.Allowed(c.Principal, c.Device, c.Topic)
+	if denied {
+		reason = fmt.Sprintf("principal %q may not command topic %q", c.Principal, c.Topic)
+	}
+	s.mu.Lock()
+	if r, ok := s.live[c.ID]; ok {
+		st := copyStatus(r.Status)
+		s.mu.Unlock()
+		return st, rejectedErr(st)
+	}
+	if s.db != nil {
+		if r, ok, err := s.db.get(c.ID); err != nil {
+			s.mu.Unlock()
+			return Status{}, err
+		} else if ok {
+			s.mu.Unlock()
+			return r.Status, rejectedErr(r.Status)
+		}
+	}
+	if reason == "" && s.pending >= s.cfg.MaxPending {
+		s.mu.Unlock()
+		s.met.busy.Inc()
+		return Status{}, ErrBusy
+	}
+	r := &record{Cmd: c, Expires: now.Add(c.TTL)}
+	r.Status = Status{ID: c.ID, Device: c.Device, Topic: c.Topic, Source: c.Source, CorrelationID: c.CorrelationID, CreatedAt: now}
+	s.live[c.ID] = r
+	s.dirty[c.ID] = true
+	if reason != "" {
+		s.applyLocked(r, Rejected, reason, nil, now)
+	} else {
+		s.pending++
+		s.met.pending.Set(float64(s.pending))
+		s.applyLocked(r, Accepted, "", nil, now)
+	}
+	s.mu.Unlock()
+	if err := s.waitFlush(ctx); err != nil {
+		return Status{}, fmt.Errorf("storing command %s: %w", c.ID, err)
+	}
+	if reason != "" {
+		return s.status(c.ID), &RejectedError{Reason: reason, Denied: denied}
+	}
+	s.publish(ctx, ref.b, c.ID)
+	st := s.status(c.ID)
+	return st, rejectedErr(st)
+}
+
+// Allowed reports whether principal may command topic (of device, ""
+// for an explicit topic) under the command ACL.
+func (s *Service) Allowed(principal, device, topicName string) bool {
+	return s.acl.CanPublish(auth.Identity{Username: principal, ClientID: device}, topicName)
+}
+
+// normalise fills defaults and checks c; it returns why c is invalid.
+func (s *Service) normalise(c *Command) string {
+	if c.Topic == "" {
+		if c.Device == "" {
+			return "neither device nor topic given"
+		}
+		if strings.ContainsAny(c.Device, "/+#\x00") {
+			return fmt.Sprintf("invalid device %q", c.Device)
+		}
+		c.Topic = s.devTmpl.render(c.Device, c.ID)
+	}
+	switch {
+	case !topic.ValidName([]byte(c.Topic)):
+		return fmt.Sprintf("invalid topic %q", c.Topic)
+	case strings.HasPrefix(c.Topic, "$"):
+		return fmt.Sprintf("topic %q: $ topics cannot be commanded", c.Topic)
+	case c.QoS > 2:
+		return fmt.Sprintf("invalid QoS %d", c.QoS)
+	case len(c.Payload) > s.cfg.MaxPayloadBytes:
+		return fmt.Sprintf("payload of %d bytes exceeds %d", len(c.Payload), s.cfg.MaxPayloadBytes)
+	case c.TTL < 0:
+		return "negative TTL"
+	}
+	if c.TTL == 0 {
+		c.TTL = s.cfg.DefaultTTL
+	}
+	c.TTL = min(c.TTL, s.cfg.MaxTTL).Truncate(time.Second) // MQTT expiry has whole seconds
+	if c.TTL < time.Second {
+		c.TTL = time.Second
+	}
+	return ""
+}
+
+// publish hands a command to the broker and records the outcome.
+func (s *Service) publish(ctx context.Context, b Broker, id string) {
+	s.mu.Lock()
+	r := s.live[id]
+	if r == nil || r.Status.State != Accepted {
+		s.mu.Unlock()
+		return
+	}
+	c := r.Cmd
+	m := &broker.Message{
+		Topic: c.Topic, Payload: c.Payload, QoS: c.QoS, ReceivedAt: r.Status.CreatedAt,
+		MessageExpiry: uint32(c.TTL / time.Second), ContentType: c.ContentType,
+		CorrelationData: []byte(c.ID), UserProperties: c.UserProperties, CommandID: c.ID,
+	}
+	m.ResponseTopic = s.rspTmpl.render(c.Device, c.ID)
+	s.mu.Unlock()
+	if !r.Expires.After(time.Now()) {
+		s.transition(id, "", Expired, "TTL ran out before it was handed to the broker", nil)
+		return
+	}
+	matched, err := b.PublishCommand(ctx, m)
+	found := len(matched) > 0
+	if c.Device != "" {
+		found = false
+		for _, cl := range matched {
+			found = found || cl == c.Device
+		}
+	}
+	switch {
+	case !found && err != nil:
+		s.log.Warn("publishing command", "id", id, "err", err) // stays accepted: the sweep retries
+	case !found && c.Device != "":
+		s.transition(id, "", Rejected, fmt.Sprintf("no such device: %q has no session subscribed to %q", c.Device, c.Topic), nil)
+	case !found:
+		s.transition(id, "", Rejected, fmt.Sprintf("no session subscribed to %q", c.Topic), nil)
+	default:
+		s.transition(id, "", Queued, "", nil)
+	}
+}
+
+// status returns a copy of a command's status (from memory or the store).
+func (s *Service) status(id string) Status {
+	st, _, _ := s.Get(id)
+	return st
+}
+
+// Get returns the status of command id; ok is false if it is unknown
+// (never submitted, or purged after its retention).
+func (s *Service) Get(id string) (Status, bool, error) {
+	s.mu.Lock()
+	if r, ok := s.live[id]; ok {
+		st := copyStatus(r.Status)
+		s.mu.Unlock()
+		return st, true, nil
+	}
+	d := s.db
+	s.mu.Unlock()
+	if d == nil {
+		return Status{}, false, ErrNotRunning
+	}
+	r, ok, err := d.get(id)
+	return r.Status, ok, err
+}
+
+func copyStatus(st Status) Status {
+	st.History = append([]Transition(nil), st.History...)
+	return st
+}
+
+func rejectedErr(st Status) error {
+	if st.State == Rejected {
+		return &RejectedError{Reason: st.Reason}
+	}
+	return nil
+}
+
+// newID returns a random command id.
+func newID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// validID checks a caller's id: it becomes a topic level of reply
+// topics, so 1-128 characters from [A-Za-z0-9._:-].
+func validID(id string) error {
+	if len(id) > 128 {
+		return errors.New("id longer than 128 characters")
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+			return fmt.Errorf("id %q: only letters, digits and . _ : - are allowed", id)
+		}
+	}
+	return nil
+}
+
+// List returns up to limit recent commands (newest first) that keep
+// accepts, from memory and the store. It examines at most 100,000
+// stored commands.
+func (s *Service) List(keep func(*Status) bool, limit int) ([]Status, error) {
+	s.mu.Lock()
+	d := s.db
+	seen := make(map[string]Status, len(s.live))
+	for id, r := range s.live {
+		seen[id] = copyStatus(r.Status)
+	}
+	s.mu.Unlock()
+	if d == nil {
+		return nil, ErrNotRunning
+	}
+	recs, err := d.list(func(r *record) bool {
+		st := r.Status
+		if cur, ok := seen[st.ID]; ok {
+			st = cur
+		}
+		return keep(&st)
+	}, limit, 100000)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Status, 0, len(recs))
+	for _, r := range recs {
+		if cur, ok := seen[r.Status.ID]; ok {
+			r.Status = cur
+		}
+		out = append(out, r.Status)
+	}
+	return out, nil
+}
