@@ -192,14 +192,16 @@ func startProgram(t *testing.T, name, bin string, args ...string) (*e2etest.Proc
 	return p, out
 }
 
-// runProgram runs a short README command to its end and returns its
-// output, failing t on a non-zero exit or after a minute.
+// runProgram runs a short README command to its end, in the repository
+// root as the READMEs do, and returns its output, failing t on a non-zero
+// exit or after a minute.
 func runProgram(t *testing.T, bin string, args ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = e2etest.CleanEnv()
+	cmd.Dir = ".."
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s %s: %v\n%s", filepath.Base(bin), strings.Join(args, " "), err, out)
