@@ -41,6 +41,8 @@ type target struct {
 	qos    byte
 	retain bool
 	enc    Encoder // nil = the body as it is
+	// columns, when set, makes the body (see columns.go).
+	columns *columnsTarget
 }
 
 // rule is one compiled rule. It is immutable after compilation.
@@ -150,7 +152,7 @@ func (rc *ruleCompiler) failExpr(field string, err error, col0 int) {
 // target compiles one destination.
 func (rc *ruleCompiler) target(i int, tc *TargetConfig) target {
 	p := "to[" + strconv.Itoa(i) + "]"
-	t := target{field: p, sink: tc.Sink, enc: rc.encoder(p, tc)}
+	t := target{field: p, sink: tc.Sink, enc: rc.encoder(p, tc), columns: rc.columns(p, tc)}
 	switch {
 	case tc.Republish != nil && tc.Sink != "":
 		rc.fail(p, "set either sink or republish, not both")

@@ -73,6 +73,13 @@ type TargetConfig struct {
 	// protobuf, e.g. acme.v1.Reading, found in the descriptors of the
 	// schemas section. Default: "".
 	Message string `koanf:"message"`
+	// Columns maps column names to expressions (over the same variables
+	// and lets as transform): the target's body becomes a JSON object of
+	// these keys, each its expression's value, instead of the rule's
+	// body. A ClickHouse sink writes each key to the column of that name
+	// and checks the columns against its table at start-up. Default:
+	// none (the rule's body).
+	Columns map[string]string `koanf:"columns"`
 }
 
 // RepublishConfig is an MQTT republish target (the built-in "republish"

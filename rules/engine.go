@@ -231,9 +231,18 @@ func (r *rule) eval(s *state, dst []ingest.Output, tr *Trace) []ingest.Output {
 				continue
 			}
 		}
+		body := value
+		if t.columns != nil {
+			b, col, err := t.columns.encode(s)
+			if err != nil {
+				dst = r.fail(s, dst, tr, t.field+".columns."+col, t.sink, err)
+				continue
+			}
+			body, out.Value = b, b
+		}
 		if t.enc != nil {
 			var err error
-			if out.Value, err = encodeBody(t.enc, value, s.env); err != nil {
+			if out.Value, err = encodeBody(t.enc, body, s.env); err != nil {
 				dst = r.fail(s, dst, tr, t.field+".encoding", t.sink, err)
 				continue
 			}

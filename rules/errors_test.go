@@ -51,7 +51,7 @@ func TestCompileErrors(t *testing.T) {
 				`rules.yaml:5: rule "r" on_error: "retry": want dead_letter or skip`}},
 		{"unknown keys", oneRule("  topics: [a]\n  wehn: true\n  to: [{sink: kafka, qos: 1}]\n"),
 			[]string{`rules.yaml:4: rule "r" wehn: unknown key (want name, description, topics, when, let, transform, durability, on_error, to)`,
-				`rules.yaml:5: rule "r" to[0].qos: unknown key (want sink, topic, key, republish, encoding or message)`}},
+				`rules.yaml:5: rule "r" to[0].qos: unknown key (want sink, topic, key, republish, encoding, message or columns)`}},
 		{"template unclosed", oneRule("  topics: [a]\n  to: [{sink: kafka, topic: 'x.{{ topic'}]\n"),
 			[]string{`rules.yaml:4: rule "r" to[0].topic: unclosed {{ at column 3`}},
 		{"template expression", oneRule("  topics: [a]\n  to: [{sink: kafka, topic: 'x.{{ topc }}'}]\n"),

@@ -266,8 +266,10 @@ func (d *decoder) targets(v *yaml.Node) []TargetConfig {
 				t.Encoding = d.scalar(f, e)
 			case "message":
 				t.Message = d.scalar(f, e)
+			case "columns":
+				t.Columns = d.columns(f, e)
 			default:
-				d.fail(f, k.Line, "unknown key (want sink, topic, key, republish, encoding or message)")
+				d.fail(f, k.Line, "unknown key (want sink, topic, key, republish, encoding, message or columns)")
 			}
 		}
 		out = append(out, t)
