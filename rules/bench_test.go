@@ -121,6 +121,8 @@ func BenchmarkRouteTransform(b *testing.B) {
 	}{
 		{"std", func(b []byte) (v any, err error) { err = json.Unmarshal(b, &v); return v, err }},
 		{"rules", DecodeJSON},
+		// What the pipeline does: decode only the fields the rules read.
+		{"rules-keys", func(b []byte) (any, error) { k, _ := e.PayloadKeys(); return DecodeJSONKeys(b, k) }},
 	}
 	for _, d := range decoders {
 		b.Run("decode="+d.name, func(b *testing.B) {

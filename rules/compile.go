@@ -55,8 +55,9 @@ type rule struct {
 	object    *objectTransform // transform as a literal object, when it is one
 	targets   []target
 	mode      ingest.Mode
-	skip      bool    // on_error: skip
-	mask      varMask // variables the rule's expressions read
+	skip      bool       // on_error: skip
+	mask      varMask    // variables the rule's expressions read
+	payload   payloadUse // what of the payload they read
 	m         ruleMetrics
 }
 
@@ -68,6 +69,7 @@ type ruleCompiler struct {
 	letTypes map[string]reflect.Type
 	letSlot  map[string]int
 	mask     varMask
+	payload  payloadUse
 	errs     []error
 }
 
@@ -127,6 +129,7 @@ func compileRule(in *ruleInput, sinks map[string]bool, encoders Encoders) (*rule
 		r.targets = append(r.targets, rc.target(i, &c.To[i]))
 	}
 	r.mask = rc.mask
+	r.payload = rc.payload
 	if len(rc.errs) > 0 {
 		return nil, rc.errs
 	}
@@ -322,6 +325,7 @@ func (rc *ruleCompiler) exprFull(field, src string, expect reflect.Kind, col0 in
 		rc.failExpr(field, err, col0)
 		return nil, nil, nil, nil
 	}
+	rc.payload.add(tree.Node) // before level() rewrites, on the source's own tree
 	pre := &preVisitor{lets: rc.letSlot, minLevels: rc.minLevels()}
 	ast.Walk(&tree.Node, pre)
 	if pre.err != "" {

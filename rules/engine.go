@@ -21,6 +21,7 @@ type Engine struct {
 	rules   []*rule
 	index   index
 	maxLets int
+	payload payloadUse // what the rules read of payloads
 	version Version
 	metrics *Metrics
 	pool    sync.Pool // *state

@@ -53,8 +53,21 @@ func TestGolden(t *testing.T) {
 					t.Fatal(err)
 				}
 				fmt.Fprintf(&b, "# %d %s %s\n", i, in.Msg.Topic, in.Msg.Payload)
+				var full strings.Builder
 				for _, o := range e.Route(in, nil) {
-					b.WriteString(formatOutput(o))
+					full.WriteString(formatOutput(o))
+				}
+				b.WriteString(full.String())
+				// Decoding only the fields the rules read routes the same.
+				if keys, all := e.PayloadKeys(); !all && in.DecodeErr == nil && len(in.Msg.Payload) > 0 {
+					in.Payload, in.DecodeErr = DecodeJSONKeys(in.Msg.Payload, keys)
+					var proj strings.Builder
+					for _, o := range e.Route(in, nil) {
+						proj.WriteString(formatOutput(o))
+					}
+					if proj.String() != full.String() {
+						t.Errorf("message %d with payload keys %v:\n%s--- full decode:\n%s", i, keys, proj.String(), full.String())
+					}
 				}
 			}
 			got := b.String()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"unicode/utf16"
@@ -20,12 +21,23 @@ import (
 // b, which must therefore not be modified afterwards (MQTT payloads are
 // immutable once the broker hands them over). The pipeline may use it for
 // its decode-once step.
-func DecodeJSON(b []byte) (any, error) {
+func DecodeJSON(b []byte) (any, error) { return decodeJSON(b, nil, false) }
+
+// DecodeJSONKeys is DecodeJSON for readers of a few top-level fields:
+// when the payload is an object, only the members named in keys are
+// decoded into the map; the others are checked and skipped without
+// building their values. Anything but an object decodes as DecodeJSON
+// does, and a payload DecodeJSON refuses is refused with the same error.
+// See Engine.PayloadKeys for where keys come from.
+func DecodeJSONKeys(b []byte, keys []string) (any, error) { return decodeJSON(b, keys, true) }
+
+func decodeJSON(b []byte, keys []string, filter bool) (any, error) {
 	d, _ := decoders.Get().(*jsonDecoder)
 	if d == nil {
 		d = &jsonDecoder{}
 	}
 	d.b, d.i, d.depth = b, 0, 0
+	d.keys, d.filter, d.skipping = keys, filter, 0
 	d.floats, d.strs = nil, nil // the boxed values of the last payload live on
 	v, err := d.value()
 	if err == nil {
@@ -34,7 +46,7 @@ func DecodeJSON(b []byte) (any, error) {
 			err = d.errorf("invalid character %q after top-level value", b[d.i])
 		}
 	}
-	d.b, d.floats, d.strs = nil, nil, nil
+	d.b, d.floats, d.strs, d.keys = nil, nil, nil, nil
 	decoders.Put(d)
 	if err != nil {
 		return nil, err
@@ -65,6 +77,12 @@ type jsonDecoder struct {
 	// values instead of one each. Never reused across payloads.
 	floats []float64
 	strs   []string
+	// keys, with filter, are the top-level members to decode; skipping
+	// counts the values being scanned without building them (unwanted
+	// members and everything inside them).
+	keys     []string
+	filter   bool
+	skipping int
 }
 
 // eface is the layout of an empty interface (runtime.eface).
@@ -89,6 +107,9 @@ const slabLen = 16
 // float slab, as `any(f)` would into an allocation of its own. The
 // values are never written after boxing, so sharing the slab is safe.
 func (d *jsonDecoder) boxFloat(f float64) any {
+	if d.skipping > 0 {
+		return nil
+	}
 	if len(d.floats) == cap(d.floats) {
 		d.floats = make([]float64, 0, slabLen)
 	}
@@ -101,6 +122,9 @@ func (d *jsonDecoder) boxFloat(f float64) any {
 
 // boxString is boxFloat for strings.
 func (d *jsonDecoder) boxString(s string) any {
+	if d.skipping > 0 {
+		return nil
+	}
 	if len(d.strs) == cap(d.strs) {
 		d.strs = make([]string, 0, slabLen)
 	}
@@ -199,10 +223,14 @@ func (d *jsonDecoder) object() (any, error) {
 		clear(d.kvs[base:])
 		d.kvs = d.kvs[:base]
 	}()
+	top := d.filter && d.depth == 1 && d.skipping == 0 // members filtered by keys
 	d.ws()
 	if d.i < len(d.b) && d.b[d.i] == '}' {
 		d.i++
 		d.depth--
+		if d.skipping > 0 {
+			return nil, nil
+		}
 		return map[string]any{}, nil
 	}
 	for {
@@ -225,11 +253,20 @@ func (d *jsonDecoder) object() (any, error) {
 			return nil, d.errorf("invalid character %q after object key", d.b[d.i])
 		}
 		d.i++
+		skip := top && !slices.Contains(d.keys, k)
+		if skip {
+			d.skipping++
+		}
 		v, err := d.value()
+		if skip {
+			d.skipping--
+		}
 		if err != nil {
 			return nil, err
 		}
-		d.kvs = append(d.kvs, kv{k, v})
+		if !skip && d.skipping == 0 {
+			d.kvs = append(d.kvs, kv{k, v})
+		}
 		d.ws()
 		if d.i >= len(d.b) {
 			return nil, errEnd
@@ -241,6 +278,9 @@ func (d *jsonDecoder) object() (any, error) {
 		case '}':
 			d.i++
 			d.depth--
+			if d.skipping > 0 {
+				return nil, nil
+			}
 			m := make(map[string]any, len(d.kvs)-base)
 			for _, e := range d.kvs[base:] {
 				m[e.k] = e.v
@@ -265,6 +305,9 @@ func (d *jsonDecoder) array() (any, error) {
 	if d.i < len(d.b) && d.b[d.i] == ']' {
 		d.i++
 		d.depth--
+		if d.skipping > 0 {
+			return nil, nil
+		}
 		return []any{}, nil
 	}
 	for {
@@ -272,7 +315,9 @@ func (d *jsonDecoder) array() (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		d.vals = append(d.vals, v)
+		if d.skipping == 0 {
+			d.vals = append(d.vals, v)
+		}
 		d.ws()
 		if d.i >= len(d.b) {
 			return nil, errEnd
@@ -284,6 +329,9 @@ func (d *jsonDecoder) array() (any, error) {
 		case ']':
 			d.i++
 			d.depth--
+			if d.skipping > 0 {
+				return nil, nil
+			}
 			return append([]any(nil), d.vals[base:]...), nil
 		}
 		return nil, d.errorf("invalid character %q after array element", d.b[d.i])
@@ -546,7 +594,12 @@ func hexVal(c byte) (rune, bool) {
 
 // JSONDecoder is an ingest.Decoder using DecodeJSON; cmd passes it as the
 // pipeline's Decoder.
-type JSONDecoder struct{}
+type JSONDecoder struct {
+	// Keys, when set, says which top-level fields the rules read (see
+	// Engine.PayloadKeys; Holder.PayloadKeys follows reloads): unless
+	// all, objects decode with DecodeJSONKeys. Default: nil, decode all.
+	Keys func() (keys []string, all bool)
+}
 
 var _ ingest.Decoder = JSONDecoder{}
 
@@ -556,15 +609,28 @@ var _ ingest.Decoder = JSONDecoder{}
 var ErrNotJSON = errors.New("decoding JSON payload: not JSON")
 
 // Decode implements ingest.Decoder.
-func (JSONDecoder) Decode(_ string, payload []byte) (any, error) {
+func (j JSONDecoder) Decode(_ string, payload []byte) (any, error) {
 	if !mayStartJSON(payload) {
 		return nil, ErrNotJSON
 	}
-	v, err := DecodeJSON(payload)
+	var v any
+	var err error
+	if keys, all := j.keys(); all {
+		v, err = DecodeJSON(payload)
+	} else {
+		v, err = DecodeJSONKeys(payload, keys)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("decoding JSON payload: %w", err)
 	}
 	return v, nil
+}
+
+func (j JSONDecoder) keys() ([]string, bool) {
+	if j.Keys == nil {
+		return nil, true
+	}
+	return j.Keys()
 }
 
 // mayStartJSON reports whether b's first non-space byte can begin a JSON

@@ -92,3 +92,35 @@ func TestJSONDecoderNotJSON(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeJSONKeys checks the projection against the full decode: the
+// same errors, and the wanted members only, decoded the same.
+func FuzzDecodeJSONKeys(f *testing.F) {
+	for _, s := range jsonSeeds {
+		f.Add([]byte(s))
+	}
+	keys := []string{"a", "temp", "vibration"}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		full, fullErr := DecodeJSON(b)
+		got, err := DecodeJSONKeys(b, keys)
+		if (err == nil) != (fullErr == nil) || err != nil && err.Error() != fullErr.Error() {
+			t.Fatalf("DecodeJSONKeys(%q) error %v, DecodeJSON error %v", b, err, fullErr)
+		}
+		if err != nil {
+			return
+		}
+		want := full
+		if m, ok := full.(map[string]any); ok {
+			proj := map[string]any{}
+			for _, k := range keys {
+				if v, ok := m[k]; ok {
+					proj[k] = v
+				}
+			}
+			want = proj
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("DecodeJSONKeys(%q) = %#v, want %#v", b, got, want)
+		}
+	})
+}

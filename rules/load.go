@@ -214,6 +214,7 @@ func build(ins []ruleInput, errs []error, h hash.Hash, files []string, opts Opti
 			e.index.add(f, int32(i))
 		}
 		e.maxLets = max(e.maxLets, len(r.lets))
+		e.payload.merge(r.payload)
 	}
 	e.version = Version{Hash: hex.EncodeToString(h.Sum(nil)), LoadedAt: time.Now(), Rules: len(rules), Files: files}
 	logger(opts.Logger).Debug("rules compiled", "rules", len(rules), "version", e.version.Hash[:12])

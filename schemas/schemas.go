@@ -65,6 +65,10 @@ type Options struct {
 	// Rebirth is called when a Sparkplug edge node must be asked to
 	// rebirth (see sparkplug.RebirthFunc); nil asks nobody.
 	Rebirth sparkplug.RebirthFunc
+	// PayloadKeys says which top-level fields the rules read
+	// (rules.Holder.PayloadKeys): payloads no binding claims decode only
+	// those. Default: nil, decode everything.
+	PayloadKeys func() (keys []string, all bool)
 }
 
 type decodeFunc func(topic string, payload []byte) (any, error)
@@ -82,6 +86,7 @@ type binding struct {
 // Decoders decodes payloads by topic. It implements ingest.Decoder and is
 // safe for concurrent use.
 type Decoders struct {
+	json      rules.JSONDecoder // payloads no binding claims
 	bindings  []binding
 	sparkplug *sparkplug.Decoder
 	// protoFiles are the Protobuf definitions of the bindings, then of
@@ -113,7 +118,7 @@ func New(cfg Config, opts Options) (*Decoders, error) {
 			return nil, fmt.Errorf("registering schemas metrics: %w", err)
 		}
 	}
-	d := &Decoders{}
+	d := &Decoders{json: rules.JSONDecoder{Keys: opts.PayloadKeys}}
 	var errs []error
 	for i, bc := range cfg.Bindings {
 		key := fmt.Sprintf("schemas.bindings[%d]", i)
@@ -209,7 +214,7 @@ func (d *Decoders) Decode(topicName string, payload []byte) (any, error) {
 	}
 	// No binding: the default JSON decoder (its not-JSON error is shared,
 	// so binary payloads cost no error formatting).
-	return rules.JSONDecoder{}.Decode(topicName, payload)
+	return d.json.Decode(topicName, payload)
 }
 
 func decodeJSON(_ string, payload []byte) (any, error) {

@@ -78,6 +78,9 @@ func newApp(cfg Config, path string, environ []string, log *slog.Logger) (*app, 
 	}
 	decoders, err := schemas.New(cfg.Schemas, schemas.Options{
 		Logger: log.With("component", "schemas"), Registerer: reg,
+		// Payloads decode only the fields the rules read; the holder is
+		// built next (it needs the decoders' encoders) and before any decode.
+		PayloadKeys: func() ([]string, bool) { return a.rules.PayloadKeys() },
 		// Sparkplug rebirth requests (NCMD) go out through the broker,
 		// off the decoding goroutine; the decoder rate-limits them per node.
 		Rebirth: func(r sparkplug.RebirthRequest) {
