@@ -82,8 +82,12 @@ func preview(b []byte, limit int) Preview {
 	if len(cut) > limit {
 		cut, p.Truncated = cut[:limit], true
 		// Do not show half a character cut at the limit.
-		for i := 0; i < utf8.UTFMax-1 && len(cut) > 0 && !utf8.Valid(cut); i++ {
-			cut = cut[:len(cut)-1]
+		i := len(cut) - 1
+		for i > 0 && len(cut)-i < utf8.UTFMax && !utf8.RuneStart(cut[i]) {
+			i--
+		}
+		if i >= 0 && !utf8.FullRune(cut[i:]) {
+			cut = cut[:i]
 		}
 	}
 	if !utf8.Valid(cut) {
