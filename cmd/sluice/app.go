@@ -148,6 +148,10 @@ func newApp(cfg Config, path string, environ []string, log *slog.Logger) (*app, 
 	a.admin.Mount("/api/v1/rules", a.rulesAPI())
 	a.admin.Mount("/api/v1/rules/", a.rulesAPI())
 	a.admin.AddCheck("ingest", p.Ready)
+	if err := a.mountAdminAPI(); err != nil {
+		closeSinks(sinkSet)
+		return nil, err
+	}
 	if err := a.mountConsole(); err != nil {
 		closeSinks(sinkSet)
 		return nil, err
