@@ -10,6 +10,8 @@ import (
 // rank orders the states a command moves forward through.
 func rank(s State) int {
 	switch s {
+	case "":
+		return 0
 	case Accepted:
 		return 1
 	case Queued:
