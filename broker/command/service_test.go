@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	mqtt "github.com/eclipse/paho.mqtt.golang"
 )
 
 func TestHTTPAuth(t *testing.T) {
@@ -248,4 +247,3 @@ func TestEventSinkRetry(t *testing.T) {
 	}
 }
 
-var _ = mqtt.NewClient
