@@ -7,7 +7,6 @@ import (
 	"slices"
 	"testing"
 	"time"
-
 )
 
 func TestHTTPAuth(t *testing.T) {
@@ -246,4 +245,3 @@ func TestEventSinkRetry(t *testing.T) {
 		t.Errorf("events %v", evs)
 	}
 }
-
