@@ -111,9 +111,10 @@ type machine struct {
 	mu    sync.Mutex // guards model
 	model *model
 
-	connMu sync.Mutex // guards conn
-	conn   net.Conn   // the current TCP connection, closed to simulate a drop
-	conns  atomic.Int64
+	connMu      sync.Mutex // guards conn
+	conn        *dropConn  // the current connection, dropped to simulate a cable pull
+	conns       atomic.Int64
+	lastAttempt time.Time // of a reconnect; used by the machine's loop only
 }
 
 func (s *Simulator) newMachine(line, mi, index int) *machine {
@@ -127,8 +128,7 @@ func (s *Simulator) newMachine(line, mi, index int) *machine {
 		AddBroker("tcp://" + s.cfg.Addr).
 		SetClientID(fmt.Sprintf("sluice-sim-%s-l%d-m%d", s.cfg.Site, line, mi)).
 		SetCleanSession(false).
-		SetAutoReconnect(true).
-		SetMaxReconnectInterval(5 * time.Second).
+		SetAutoReconnect(false).
 		SetConnectTimeout(s.cfg.ConnectTimeout).
 		SetKeepAlive(30 * time.Second).
 		SetCustomOpenConnectionFn(m.dial).
@@ -144,34 +144,94 @@ func (s *Simulator) newMachine(line, mi, index int) *machine {
 	return m
 }
 
-// dial opens the TCP connection and remembers it so drop can close it.
+// dial opens the TCP connection and remembers it so drop can cut it.
 func (m *machine) dial(u *url.URL, o mqtt.ClientOptions) (net.Conn, error) {
 	d := net.Dialer{Timeout: o.ConnectTimeout}
 	nc, err := d.Dial("tcp", u.Host)
 	if err != nil {
 		return nil, fmt.Errorf("dialing %s: %w", u.Host, err)
 	}
+	dc := &dropConn{Conn: nc}
 	m.connMu.Lock()
-	m.conn = nc
+	m.conn = dc
 	m.connMu.Unlock()
-	return nc, nil
+	return dc, nil
 }
 
-// drop closes the TCP connection without DISCONNECT (the DISCONNECT
-// paho then tries cannot reach the broker), and connects again with the
-// persistent session, which the broker resumes with its subscription.
-// paho does not notice a socket closed under it on its own, hence the
-// explicit Disconnect and Connect.
+// errDropped is what reads and writes return once a connection is
+// dropped.
+var errDropped = errors.New("connection dropped by the simulator")
+
+// dropConn is a connection the simulator can cut. paho treats "use of
+// closed network connection" as its own doing and ignores it, so after a
+// drop every error is reported as errDropped instead: paho then handles a
+// lost connection, as it would after a real network failure.
+type dropConn struct {
+	net.Conn
+	dropped atomic.Bool
+}
+
+func (c *dropConn) drop() {
+	c.dropped.Store(true)
+	c.Conn.Close()
+}
+
+func (c *dropConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil && c.dropped.Load() {
+		err = errDropped
+	}
+	return n, err
+}
+
+func (c *dropConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if err != nil && c.dropped.Load() {
+		err = errDropped
+	}
+	return n, err
+}
+
+// drop closes the TCP connection without DISCONNECT, as a pulled cable
+// or a crashed PLC would, and connects again at once with the persistent
+// session, which the broker resumes with its subscription.
 func (m *machine) drop(ctx context.Context) {
 	m.connMu.Lock()
 	if m.conn != nil {
-		m.conn.Close()
+		m.conn.drop()
 	}
 	m.connMu.Unlock()
-	m.client.Disconnect(0)
-	if err := m.connect(ctx); err != nil && ctx.Err() == nil {
-		m.log.Warn("reconnecting after a simulated drop; paho retries", "err", err)
+	// paho refuses Connect until its reader has seen the closed socket
+	// and it has stopped its workers: retry for a moment.
+	deadline := time.Now().Add(2 * time.Second)
+	for ctx.Err() == nil && time.Now().Before(deadline) {
+		if m.connect(ctx) == nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
+	m.lastAttempt = time.Now()
+}
+
+// ensureConnected reports whether the machine is online, trying to
+// connect again (at most once a second) when it is not. Reconnecting is
+// the machine loop's job, not paho's: paho's automatic reconnect raced
+// the simulated drops and could leave a machine offline for good.
+func (m *machine) ensureConnected(ctx context.Context) bool {
+	if m.client.IsConnectionOpen() {
+		return true
+	}
+	if time.Since(m.lastAttempt) < time.Second {
+		return false
+	}
+	m.lastAttempt = time.Now()
+	if err := m.connect(ctx); err != nil {
+		if ctx.Err() == nil {
+			m.log.Debug("reconnecting", "err", err)
+		}
+		return false
+	}
+	return m.client.IsConnectionOpen()
 }
 
 func (m *machine) connect(ctx context.Context) error {
@@ -265,7 +325,7 @@ func (m *machine) tick(ctx context.Context) {
 		m.log.Info("dropping connection")
 		m.drop(ctx)
 	}
-	if !m.client.IsConnectionOpen() {
+	if !m.ensureConnected(ctx) {
 		m.sim.dropped.Add(1)
 		return
 	}
