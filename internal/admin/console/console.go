@@ -90,6 +90,11 @@ type Console struct {
 	hist   ring
 
 	streamDrops atomic.Int64 // samples a slow stats stream missed
+
+	// done is closed when Run returns: the streams end then, so the
+	// admin listener's graceful shutdown does not wait on them.
+	done     chan struct{}
+	doneOnce sync.Once
 }
 
 // New checks opts and builds a console. It does no I/O; call Run to
@@ -121,7 +126,7 @@ func New(opts Options) (*Console, error) {
 	}
 	return &Console{
 		opts: opts, log: opts.Logger, subs: map[chan []byte]struct{}{},
-		hist: ring{buf: make([]Point, opts.History)},
+		hist: ring{buf: make([]Point, opts.History)}, done: make(chan struct{}),
 	}, nil
 }
 

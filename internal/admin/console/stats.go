@@ -93,8 +93,10 @@ type sampler struct {
 }
 
 // Run samples every Interval until ctx ends and sends each sample to the
-// stats streams. It returns nil when ctx ends.
+// stats streams. When ctx ends, the open streams (stats and taps) end too
+// and Run returns nil.
 func (c *Console) Run(ctx context.Context) error {
+	defer c.doneOnce.Do(func() { close(c.done) })
 	t := time.NewTicker(c.opts.Interval)
 	defer t.Stop()
 	var sm sampler
@@ -264,6 +266,8 @@ func (c *Console) serveStats(w http.ResponseWriter, r *http.Request) {
 	for err == nil {
 		select {
 		case <-r.Context().Done():
+			return
+		case <-c.done:
 			return
 		case b := <-ch:
 			err = s.event("sample", b)

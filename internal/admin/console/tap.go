@@ -146,6 +146,8 @@ func (c *Console) serveTap(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 			err = r.Context().Err()
+		case <-c.done:
+			err = errors.New("shutting down")
 		case ev := <-tap.Events():
 			seq++
 			if budget == 0 {

@@ -91,14 +91,29 @@ function showPage() {
 // ---------- stats stream ----------
 
 let statsAbort = null;
+let statsBackoff = 500;
+let wakeStats = null; // ends the wait before the next attempt
+
+function pause(ms) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    wakeStats = () => { clearTimeout(timer); resolve(); };
+  });
+}
+
+// reconnectStats restarts the stats stream at once (a new token).
+function reconnectStats() {
+  statsBackoff = 500;
+  if (statsAbort) statsAbort.abort();
+  if (wakeStats) wakeStats();
+}
 
 async function runStats() {
-  let backoff = 500;
   for (;;) {
     statsAbort = new AbortController();
     try {
       await stream("/api/v1/stats/stream", statsAbort.signal, (name, data) => {
-        backoff = 500;
+        statsBackoff = 500;
         setConn(true, "live");
         if (name === "history") {
           state.intervalMs = data.interval_ms;
@@ -114,8 +129,8 @@ async function runStats() {
       setConn(false, e.status === 401 ? "token needed" : "offline");
       if (e.status === 401) { $("token").focus(); }
     }
-    await new Promise((r) => setTimeout(r, backoff));
-    backoff = Math.min(backoff * 2, 10000);
+    await pause(statsBackoff);
+    statsBackoff = Math.min(statsBackoff * 2, 10000);
   }
 }
 
@@ -203,8 +218,10 @@ function drawChart() {
   $("chart-span").textContent = "last " + Math.round(span / 60000) + " min";
   let max = 1;
   for (const p of pts) max = Math.max(max, p.in, p.out, p.to_sinks);
-  const mag = Math.pow(10, Math.floor(Math.log10(max)));
-  max = Math.ceil(max / mag) * mag;
+  // Four grid steps of a round size (1, 2, 2.5 or 5 times a power of ten).
+  const raw = max / 4, mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = [1, 2, 2.5, 5, 10].map((f) => f * mag).find((s) => s >= raw);
+  max = step * 4;
   const end = pts.length ? pts[pts.length - 1].t : Date.now();
   const x = (t) => left + (w - left - right) * (1 - (end - t) / span);
   const y = (v) => top + (h - top - bottom) * (1 - v / max);
@@ -214,11 +231,15 @@ function drawChart() {
   for (let i = 0; i <= 4; i++) {
     const v = (max * i) / 4, yy = Math.round(y(v)) + 0.5;
     g.beginPath(); g.moveTo(left, yy); g.lineTo(w - right, yy); g.stroke();
-    g.fillText(v >= 1000 ? (v / 1000).toFixed(1) + "k" : String(+v.toFixed(1)), 4, yy + 4);
+    g.fillText(v >= 1000 ? (v / 1000).toFixed(1) + "k" : String(+v.toFixed(2)), 4, yy + 4);
   }
+  g.textAlign = "center";
   for (let m = 0; m * 60000 <= span; m++) {
-    g.fillText(m === 0 ? "now" : "-" + m + "m", x(end - m * 60000) - 10, h - 5);
+    if (m === 0) g.textAlign = "right";
+    g.fillText(m === 0 ? "now" : "-" + m + "m", x(end - m * 60000), h - 5);
+    g.textAlign = "center";
   }
+  g.textAlign = "left";
   for (const [key, color] of [["in", "--in"], ["out", "--out"], ["to_sinks", "--sinks"]]) {
     g.strokeStyle = css.getPropertyValue(color); g.lineWidth = 1.5;
     g.beginPath();
@@ -341,7 +362,7 @@ function init() {
     ev.preventDefault();
     state.token = $("token").value.trim();
     if (state.token) sessionStorage.setItem(TOKEN_KEY, state.token); else sessionStorage.removeItem(TOKEN_KEY);
-    if (statsAbort) statsAbort.abort(); // reconnects with the new token
+    reconnectStats();
     loadRules();
   });
   $("tap-form").addEventListener("submit", (ev) => { ev.preventDefault(); startTap($("tap-filter").value.trim() || "#"); });
