@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,8 +42,11 @@ type Sink struct {
 	log  *slog.Logger
 	conn driver.Conn
 
-	mu     sync.Mutex
-	tables map[string]*table // by "db.table"; plans are built on first use
+	mu      sync.Mutex
+	tables  map[string]*table        // by table.key; plans are built on first use
+	schemas map[string][]tableColumn // by "db.table": DESCRIBE TABLE's answer
+
+	rules rulePlans // the rules' column mappings (SetRuleColumns)
 
 	closeOnce sync.Once
 	closed    atomic.Bool
@@ -90,7 +95,7 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("configuring clickhouse sink: %w", err)
 	}
-	return &Sink{cfg: cfg, log: log, conn: conn, tables: map[string]*table{}}, nil
+	return &Sink{cfg: cfg, log: log, conn: conn, tables: map[string]*table{}, schemas: map[string][]tableColumn{}}, nil
 }
 
 // BatchOverride returns the batch bounds the runner uses for this sink
@@ -113,12 +118,27 @@ func (s *Sink) Connect(ctx context.Context) error {
 		return fmt.Errorf("connecting to clickhouse %v: %w", s.cfg.Addresses, err)
 	}
 	db, name, _ := splitTable(s.cfg.Database, s.cfg.Table)
-	_, err := s.table(ctx, db, name, true)
+	_, err := s.table(ctx, db, name, true, nil)
 	var nt *errNoTable
 	if errors.As(err, &nt) {
 		return &ConfigError{Table: nt.table, Problems: []string{"table: does not exist (create it, or set create_table: true with a ddl)"}}
 	}
-	return err
+	var ce *ConfigError
+	if err != nil && !errors.As(err, &ce) {
+		return err
+	}
+	var rerr error
+	if rs := s.ruleSet(); rs != nil {
+		var all []RuleColumns
+		for _, ms := range rs.byRule {
+			for _, m := range ms {
+				all = append(all, *m)
+			}
+		}
+		slices.SortFunc(all, func(a, b RuleColumns) int { return strings.Compare(a.Rule+"\x00"+a.Target, b.Rule+"\x00"+b.Target) })
+		rerr = s.CheckRuleColumns(ctx, all)
+	}
+	return errors.Join(err, rerr)
 }
 
 // Close releases the connections. It is safe to call twice.
@@ -141,28 +161,46 @@ func (e *errNoTable) Error() string {
 // table returns the insert plan of db.name, describing the table (and
 // creating it when allowed) on first use. create says whether a missing
 // table may be created: only the configured one can.
-func (s *Sink) table(ctx context.Context, db, name string, create bool) (*table, error) {
+// m, when set, is the rule mapping the plan is for; nil is the sink's
+// own mapping.
+func (s *Sink) table(ctx context.Context, db, name string, create bool, m *RuleColumns) (*table, error) {
 	key := db + "." + name
+	if m != nil {
+		key += "\x00" + m.signature()
+	}
 	s.mu.Lock()
 	t := s.tables[key]
+	cols, described := s.schemas[db+"."+name]
 	s.mu.Unlock()
 	if t != nil {
 		return t, nil
 	}
-	cols, err := s.describe(ctx, db, name)
-	var missing *errNoTable
-	if errors.As(err, &missing) && create && s.cfg.CreateTable {
-		if err = s.createTable(ctx, db, name); err == nil {
-			cols, err = s.describe(ctx, db, name)
+	if !described {
+		var err error
+		cols, err = s.describe(ctx, db, name)
+		var missing *errNoTable
+		if errors.As(err, &missing) && create && s.cfg.CreateTable {
+			if err = s.createTable(ctx, db, name); err == nil {
+				cols, err = s.describe(ctx, db, name)
+			}
 		}
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		s.schemas[db+"."+name] = cols
+		s.mu.Unlock()
+	}
+	var err error
+	if m != nil {
+		t, err = planRule(db, name, cols, s.cfg.Columns, m)
+	} else {
+		t, err = plan(db, name, cols, s.cfg.Columns)
 	}
 	if err != nil {
 		return nil, err
 	}
-	t, err = plan(db, name, cols, s.cfg.Columns)
-	if err != nil {
-		return nil, err
-	}
+	t.key = key
 	s.mu.Lock()
 	if prev := s.tables[key]; prev != nil {
 		t = prev
@@ -177,9 +215,10 @@ func (s *Sink) table(ctx context.Context, db, name string, create bool) (*table,
 // (dropped, altered), so the next write describes it again.
 func (s *Sink) forget(t *table) {
 	s.mu.Lock()
-	if s.tables[t.String()] == t {
-		delete(s.tables, t.String())
+	if s.tables[t.key] == t {
+		delete(s.tables, t.key)
 	}
+	delete(s.schemas, t.String())
 	s.mu.Unlock()
 }
 

@@ -44,6 +44,7 @@ type column struct {
 // order, and the JSON fields they read.
 type table struct {
 	db, name string
+	key      string // in Sink.tables: db.name, and the rule mapping's signature
 	cols     []column
 	fields   *fieldNode // nil when no column reads a JSON field
 	nslots   int
@@ -117,17 +118,22 @@ func plan(db, name string, described []tableColumn, mapping map[string]string) (
 	if t.nslots == 0 {
 		t.fields = nil
 	}
+	t.insert = insertStatement(db, name, t.cols)
+	return t, nil
+}
+
+// insertStatement is the INSERT of cols into db.name.
+func insertStatement(db, name string, cols []column) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "INSERT INTO %s.%s (", db, name)
-	for i, c := range t.cols {
+	for i, c := range cols {
 		if i > 0 {
 			b.WriteString(", ")
 		}
 		b.WriteString(quoteIdent(c.name))
 	}
 	b.WriteString(")")
-	t.insert = b.String()
-	return t, nil
+	return b.String()
 }
 
 func metaKindName(k valKind) string {

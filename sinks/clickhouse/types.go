@@ -217,7 +217,7 @@ func (t *colType) accepts(k valKind) bool {
 	switch k {
 	case valTime:
 		switch t.kind {
-		case kDate, kDateTime, kDateTime64, kString, kInt64, kUInt64, kInt32, kUInt32:
+		case kDate, kDateTime, kDateTime64, kString:
 			return true
 		}
 		return false

@@ -60,41 +60,27 @@ func (s *Sink) Write(ctx context.Context, batch []sinks.Record) error {
 		return err
 	}
 	errs := &results{n: len(batch)}
-	// Group by target table; nearly always every record has the default.
-	same := true
-	for i := range batch {
-		if batch[i].Topic != batch[0].Topic {
-			same = false
-			break
-		}
+	if len(batch) == 0 {
+		return nil
 	}
-	if same {
-		if len(batch) > 0 {
-			s.writeTable(ctx, batch[0].Topic, batch, nil, errs, true)
-		}
+	// Group by table and rule mapping; nearly always every record goes
+	// to the same.
+	first, groups := groupRecords(batch, s.ruleSet())
+	if groups == nil {
+		s.writeTable(ctx, first.topic, first.m, batch, nil, errs, true)
 		return errs.err()
 	}
-	groups := map[string][]int{}
-	var order []string
-	for i := range batch {
-		t := batch[i].Topic
-		if _, ok := groups[t]; !ok {
-			order = append(order, t)
-		}
-		groups[t] = append(groups[t], i)
-	}
-	for _, t := range order {
-		s.writeTable(ctx, t, batch, groups[t], errs, true)
+	for _, g := range groups {
+		s.writeTable(ctx, g.topic, g.m, batch, g.idx, errs, true)
 	}
 	return errs.err()
 }
 
 // writeTable inserts the records idx of batch (nil: all) into the table
-// ref names ("" for the configured one) and sets errs for those that
-// failed.
-// refresh allows one re-read of the table's definition when the server
-// says it changed.
-func (s *Sink) writeTable(ctx context.Context, ref string, batch []sinks.Record, idx []int, errs *results, refresh bool) {
+// ref names ("" for the configured one), with the rule mapping m (nil:
+// the sink's), and sets errs for those that failed. refresh allows one
+// re-read of the table's definition when the server says it changed.
+func (s *Sink) writeTable(ctx context.Context, ref string, m *RuleColumns, batch []sinks.Record, idx []int, errs *results, refresh bool) {
 	fail := func(err error) {
 		if idx == nil {
 			for i := range batch {
@@ -114,7 +100,7 @@ func (s *Sink) writeTable(ctx context.Context, ref string, batch []sinks.Record,
 		fail(sinks.Permanent(fmt.Errorf("record topic: %w", err)))
 		return
 	}
-	t, err := s.table(ctx, db, name, configured)
+	t, err := s.table(ctx, db, name, configured, m)
 	if err != nil {
 		var ce *ConfigError
 		var nt *errNoTable
@@ -156,7 +142,7 @@ func (s *Sink) writeTable(ctx context.Context, ref string, batch []sinks.Record,
 		// batch once with the new plan.
 		s.log.Warn("table changed; reading its definition again", "table", t.String(), "error", err)
 		s.forget(t)
-		s.writeTable(ctx, refOf(configured, t), batch, idx, errs, false)
+		s.writeTable(ctx, refOf(configured, t), m, batch, idx, errs, false)
 	case isSchemaChange(err):
 		fail(sinks.Permanent(err))
 	case isDataError(err):
