@@ -47,6 +47,7 @@ type app struct {
 	admin    *admin.Server
 	console  *webConsole // console_wire.go
 	sinks    map[string]sinks.Sink
+	commands *commands // commands_wire.go; nil: off
 }
 
 // brokerRef lets the republish sink exist before the broker it publishes
@@ -76,6 +77,12 @@ func newApp(cfg Config, path string, environ []string, log *slog.Logger) (*app, 
 		}
 		sinkSet[name] = sk
 	}
+	cmds, err := wireCommands(cfg, sinkSet, log, reg)
+	if err != nil {
+		closeSinks(sinkSet)
+		return nil, err
+	}
+	a.commands = cmds
 	decoders, err := schemas.New(cfg.Schemas, schemas.Options{
 		Logger: log.With("component", "schemas"), Registerer: reg,
 		// Payloads decode only the fields the rules read; the holder is
@@ -132,7 +139,8 @@ func newApp(cfg Config, path string, environ []string, log *slog.Logger) (*app, 
 		bstore = a.store
 	}
 	srv, err := broker.New(cfg.Broker, broker.Options{
-		Logger: log.With("component", "broker"), Registerer: reg, Consumer: p, Auth: au, Store: bstore,
+		Logger: log.With("component", "broker"), Registerer: reg, Consumer: cmds.consumer(p), Auth: au, Store: bstore,
+		Tracker: cmds.tracker(),
 		Version: versionString(),
 	})
 	if err != nil {
@@ -148,6 +156,7 @@ func newApp(cfg Config, path string, environ []string, log *slog.Logger) (*app, 
 	a.admin.Mount("/api/v1/rules", a.rulesAPI())
 	a.admin.Mount("/api/v1/rules/", a.rulesAPI())
 	a.admin.AddCheck("ingest", p.Ready)
+	cmds.mount(a)
 	if err := a.mountAdminAPI(); err != nil {
 		closeSinks(sinkSet)
 		return nil, err
@@ -222,8 +231,15 @@ func (a *app) run(ctx context.Context) error {
 		defer wg.Done()
 		a.reloadOnHangup(actx)
 	}()
+	cctx, stopCommands := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopCommands()
+	waitCommands := a.commands.start(cctx, a.broker)
 	brokerErr := a.broker.Serve(ctx)
 	if err := a.store.Close(); err != nil && brokerErr == nil {
+		brokerErr = err
+	}
+	stopCommands()
+	if err := waitCommands(); err != nil && brokerErr == nil {
 		brokerErr = err
 	}
 	stopPipeline()

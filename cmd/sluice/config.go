@@ -41,6 +41,8 @@ type Config struct {
 	Rules []rules.RuleConfig `koanf:"rules"`
 	// RulesFiles are rule files, directories or globs (package rules).
 	RulesFiles []string `koanf:"rules_files"`
+	// Commands configures downstream commands to devices (commands_wire.go).
+	Commands commandsSection `koanf:"commands"`
 }
 
 // rulesConfig assembles the rules package's view of the config.
@@ -57,7 +59,7 @@ func (s sinkSection) Validate() []error { return sinkconfig.ValidateAll(s) }
 // sinkNames lists the configured sinks (and the built-in republish sink)
 // for rule validation.
 func (c *Config) sinkNames() []string {
-	names := []string{rules.RepublishSink}
+	names := append([]string{rules.RepublishSink}, c.commandSinkNames()...)
 	for name := range c.Sinks {
 		names = append(names, name)
 	}
@@ -73,6 +75,8 @@ func defaultConfig() Config {
 		Ingest: ingest.DefaultConfig(),
 		Admin:  admin.DefaultConfig(),
 		Sinks:  sinkSection{},
+
+		Commands: defaultCommandsSection(),
 	}
 }
 
@@ -89,6 +93,7 @@ func (c *Config) sections() []config.Section {
 		{Name: "sinks", Value: &c.Sinks},
 		{Name: "rules", Value: &c.Rules},
 		{Name: "rules_files", Value: &c.RulesFiles},
+		{Name: "commands", Value: &c.Commands},
 	}
 }
 
