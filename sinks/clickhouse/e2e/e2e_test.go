@@ -28,6 +28,7 @@ const readmeTransform = `{"ts": received_at, "site": site, "line": line, "device
 type sinkSettings struct {
 	chAddr, database, dataDir string
 	transform                 string        // "" is readmeTransform
+	columns                   string        // a YAML flow mapping: the target's columns instead of the transform
 	writeTimeout              time.Duration // 0 is 30s
 }
 
@@ -41,6 +42,10 @@ func sluiceConfig(s sinkSettings) string {
 	}
 	if s.writeTimeout == 0 {
 		s.writeTimeout = 30 * time.Second
+	}
+	body := "    transform: '" + s.transform + "'\n    to:\n      - sink: " + sinkName + "\n"
+	if s.columns != "" {
+		body = "    to:\n      - sink: " + sinkName + "\n        columns: " + s.columns + "\n"
 	}
 	return `
 log: {level: info, format: json}
@@ -67,10 +72,7 @@ rules:
   - name: ` + ruleName + `
     topics: ["plant/+/line/+/telemetry"]
     let: {site: level(1), line: level(3)}
-    transform: '` + s.transform + `'
-    to:
-      - sink: ` + sinkName + `
-`
+` + body
 }
 
 // published describes one MQTT publisher of a test.
