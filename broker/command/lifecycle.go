@@ -264,7 +264,7 @@ func (s *Service) sweepLoop(ctx context.Context) {
 				expire = append(expire, id)
 			case r.Status.State != Sent && !now.Before(r.Expires):
 				expire = append(expire, id)
-			case r.Status.State == Accepted && now.Sub(r.Status.UpdatedAt) > time.Second:
+			case r.Status.State == Accepted && !r.publishing && now.Sub(r.Status.UpdatedAt) > time.Second:
 				retry = append(retry, id)
 			}
 		}

@@ -329,10 +329,16 @@ func (s *Service) normalise(c *Command) string {
 func (s *Service) publish(ctx context.Context, b Broker, id string) {
 	s.mu.Lock()
 	r := s.live[id]
-	if r == nil || r.Status.State != Accepted {
+	if r == nil || r.Status.State != Accepted || r.publishing {
 		s.mu.Unlock()
 		return
 	}
+	r.publishing = true
+	defer func() {
+		s.mu.Lock()
+		r.publishing = false
+		s.mu.Unlock()
+	}()
 	c := r.Cmd
 	m := &broker.Message{
 		Topic: c.Topic, Payload: c.Payload, QoS: c.QoS, ReceivedAt: r.Status.CreatedAt,

@@ -28,6 +28,8 @@ type record struct {
 	Cmd     Command   `json:"cmd"`
 	Status  Status    `json:"status"`
 	Expires time.Time `json:"expires"` // when the TTL runs out
+
+	publishing bool // being handed to the broker (memory only)
 }
 
 // db wraps the bbolt file.
