@@ -9,6 +9,16 @@ import (
 	"time"
 )
 
+// Payload formats accepted by Config.Format.
+const (
+	// FormatJSON gives each machine its own connection and JSON topics
+	// under plant/{site}/line/{n}/machine/{m}.
+	FormatJSON = "json"
+	// FormatSparkplugB makes each line a Sparkplug B edge node of group
+	// {site} and its machines devices.
+	FormatSparkplugB = "sparkplugb"
+)
+
 // Config is what one simulator run needs. DefaultConfig fills every field.
 type Config struct {
 	// Addr is the broker's host:port. Default 127.0.0.1:1883.
@@ -43,6 +53,8 @@ type Config struct {
 	// Username and Password authenticate every machine when Username is
 	// set. Default none.
 	Username, Password string
+	// Format is json or sparkplugb. Default json.
+	Format string
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -60,6 +72,7 @@ func DefaultConfig() Config {
 		Seed:           1,
 		ConnectTimeout: 5 * time.Second,
 		PublishTimeout: 5 * time.Second,
+		Format:         FormatJSON,
 	}
 }
 
@@ -89,6 +102,9 @@ func (c Config) Validate() error {
 	}
 	if c.FaultDuration <= 0 {
 		errs = append(errs, fmt.Errorf("fault-duration: %v must be positive", c.FaultDuration))
+	}
+	if c.Format != FormatJSON && c.Format != FormatSparkplugB {
+		errs = append(errs, fmt.Errorf("format: %q not supported (want json or sparkplugb)", c.Format))
 	}
 	if c.ConnectTimeout <= 0 || c.PublishTimeout <= 0 {
 		errs = append(errs, errors.New("timeouts must be positive"))

@@ -71,7 +71,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, options, error) {
 	fs := flag.NewFlagSet("sluice sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: sluice sim [flags]\n\nSimulates lines × machines publishing telemetry to plant/{site}/line/{n}/machine/{m}/telemetry\nand obeying JSON commands on .../cmd ({\"setpoint\": 80} or {\"state\": \"stop\"|\"start\"}).\n\nFlags:\n")
+		fmt.Fprint(stderr, "Usage: sluice sim [flags]\n\nSimulates lines × machines publishing telemetry to plant/{site}/line/{n}/machine/{m}/telemetry\nand obeying JSON commands on .../cmd ({\"setpoint\": 80} or {\"state\": \"stop\"|\"start\"}).\nWith -format sparkplugb, each line is a Sparkplug B edge node spBv1.0/{site}/.../line{n} and\nits machines devices machine{m}: NBIRTH/DBIRTH with aliases, DDATA with seq, NDEATH as will;\nNCMD Node Control/Rebirth and DCMD writes of setpoint and state are obeyed.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	rawURL := fs.String("url", "", "broker URL tcp://host:port (overrides -host and -port)")
@@ -88,7 +88,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, options, error) {
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "random seed: the same seed gives the same samples")
 	fs.StringVar(&cfg.Username, "username", "", "MQTT username")
 	fs.StringVar(&cfg.Password, "password", "", "MQTT password")
-	format := fs.String("format", "json", "payload format (only json)")
+	fs.StringVar(&cfg.Format, "format", cfg.Format, "payload format: json, or sparkplugb (each line an edge node, its machines devices)")
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this long (0: until SIGINT)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no status lines, warnings only")
 	if err := fs.Parse(args); err != nil {
@@ -96,9 +96,6 @@ func parseFlags(args []string, stderr io.Writer) (Config, options, error) {
 	}
 	if fs.NArg() > 0 {
 		return cfg, o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if *format != "json" {
-		return cfg, o, fmt.Errorf("format %q not supported (only json)", *format)
 	}
 	if o.duration < 0 {
 		return cfg, o, fmt.Errorf("duration %v is negative", o.duration)
@@ -137,6 +134,10 @@ func statusLine(cur, prev Stats, period time.Duration) string {
 	if period > 0 {
 		rate = fmt.Sprintf(" (%.1f/s)", float64(cur.Sent-prev.Sent)/period.Seconds())
 	}
-	return fmt.Sprintf("sim: %d machines, sent %d%s, faulted %d now (%d total), reconnects %d, commands %d, dropped %d, unacked %d",
+	line := fmt.Sprintf("sim: %d machines, sent %d%s, faulted %d now (%d total), reconnects %d, commands %d, dropped %d, unacked %d",
 		cur.Machines, cur.Sent, rate, cur.Faulted, cur.Faults, cur.Reconnects, cur.Commands, cur.Dropped, cur.Unacked)
+	if cur.Format == FormatSparkplugB {
+		line += fmt.Sprintf(", rebirths %d", cur.Rebirths)
+	}
+	return line
 }

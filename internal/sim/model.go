@@ -156,6 +156,17 @@ func (m *model) step(dt time.Duration) (Sample, event) {
 	}, ev
 }
 
+// current is the machine's state now, without advancing it.
+func (m *model) current() Sample {
+	return Sample{
+		Temp:       round(m.temp, 2),
+		Vibration:  round(math.Max(m.vib, 0.01), 2),
+		SpindleRPM: math.Max(math.Round(m.rpm), 0),
+		State:      m.state,
+		Setpoint:   m.setpoint,
+	}
+}
+
 // Command is a message received on a machine's cmd topic.
 type Command struct {
 	// ID, when set, is echoed in the reply for correlation.

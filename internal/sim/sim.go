@@ -34,6 +34,10 @@ type Stats struct {
 	Reconnects int64
 	// Commands counts commands received (valid or not).
 	Commands int64
+	// Rebirths counts Sparkplug rebirth requests obeyed.
+	Rebirths int64
+	// Format is the payload format, json or sparkplugb.
+	Format string
 }
 
 // Simulator runs Lines × Machines simulated machines, each with its own
@@ -42,7 +46,7 @@ type Simulator struct {
 	cfg Config
 	log *slog.Logger
 
-	sent, dropped, unacked, faulted, faults, reconnects, commands atomic.Int64
+	sent, dropped, unacked, faulted, faults, reconnects, commands, rebirths atomic.Int64
 }
 
 // New validates cfg. It does no I/O.
@@ -67,12 +71,18 @@ func (s *Simulator) Stats() Stats {
 		Faults:     s.faults.Load(),
 		Reconnects: s.reconnects.Load(),
 		Commands:   s.commands.Load(),
+		Rebirths:   s.rebirths.Load(),
+		Format:     s.cfg.Format,
 	}
 }
 
-// Run connects every machine, then publishes until ctx is cancelled. It
-// fails if any machine cannot make its first connection.
+// Run connects every machine (every edge node in Sparkplug B mode), then
+// publishes until ctx is cancelled. It fails if any cannot make its first
+// connection.
 func (s *Simulator) Run(ctx context.Context) error {
+	if s.cfg.Format == FormatSparkplugB {
+		return s.runSparkplug(ctx)
+	}
 	n := s.cfg.Lines * s.cfg.Machines
 	machines := make([]*machine, 0, n)
 	defer func() {
