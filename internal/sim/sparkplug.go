@@ -84,14 +84,14 @@ type edgeNode struct {
 	id      string
 	log     *slog.Logger
 	devices []*spDevice
-	rng     *rand.Rand         // simulated drops
-	inbound chan spInbound     // bounded; overflow is logged and dropped
-	client  mqtt.Client        // the current session's client
-	bdSeq   uint64             // the current session's birth/death sequence
-	seq     uint64             // the next message's seq (0-255)
-	started bool               // a session was made before
-	retry   time.Time          // earliest next reconnect attempt
-	connMu  sync.Mutex         // guards conn, set by paho's dialer
+	rng     *rand.Rand     // simulated drops
+	inbound chan spInbound // bounded; overflow is logged and dropped
+	client  mqtt.Client    // the current session's client
+	bdSeq   uint64         // the current session's birth/death sequence
+	seq     uint64         // the next message's seq (0-255)
+	started bool           // a session was made before
+	retry   time.Time      // earliest next reconnect attempt
+	connMu  sync.Mutex     // guards conn, set by paho's dialer
 	conn    *dropConn
 }
 
