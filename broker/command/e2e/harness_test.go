@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -42,6 +43,7 @@ type stack struct {
 	srv    *broker.Server
 	svc    *command.Service
 	src    *kafkasource.Source
+	reg    *prometheus.Registry
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -63,7 +65,7 @@ func startStack(t testing.TB, partitions int32, mutSrc func(*kafkasource.Config)
 		t.Fatal(err)
 	}
 	t.Cleanup(kc.Close)
-	st := &stack{kafka: kc.ListenAddrs()[0]}
+	st := &stack{kafka: kc.ListenAddrs()[0], reg: prometheus.NewRegistry()}
 
 	kcfg := kafka.DefaultConfig()
 	kcfg.Brokers, kcfg.Topic = []string{st.kafka}, statusTopic
@@ -78,7 +80,7 @@ func startStack(t testing.TB, partitions int32, mutSrc func(*kafkasource.Config)
 	ccfg.Enabled = true
 	ccfg.Dir = filepath.Join(t.TempDir(), "commands")
 	ccfg.ACL = []auth.ACLRule{{Permission: "allow", Action: "publish", Topic: "devices/%c/commands", Users: []string{"kafka:" + commandsTopic}}}
-	if st.svc, err = command.New(ccfg, command.Options{Logger: log, Sinks: map[string]command.EventSink{"kafka-status": events}}); err != nil {
+	if st.svc, err = command.New(ccfg, command.Options{Logger: log, Registerer: st.reg, Sinks: map[string]command.EventSink{"kafka-status": events}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -100,7 +102,7 @@ func startStack(t testing.TB, partitions int32, mutSrc func(*kafkasource.Config)
 	if mutSrc != nil {
 		mutSrc(&scfg)
 	}
-	if st.src, err = kafkasource.New(scfg, st.svc, kafkasource.Options{Logger: log}); err != nil {
+	if st.src, err = kafkasource.New(scfg, st.svc, kafkasource.Options{Logger: log, Registerer: st.reg}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -161,7 +163,13 @@ func connectDevice(t testing.TB, addr, id string, reply func(p *paho.Publish) []
 			}
 			return true, nil
 		}},
-		OnClientError: func(err error) { t.Logf("device %s: %v", id, err) },
+		OnClientError: func(err error) {
+			select {
+			case <-d.stop:
+			default:
+				t.Logf("device %s: %v", id, err)
+			}
+		},
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

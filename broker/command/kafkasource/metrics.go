@@ -19,6 +19,7 @@ type metrics struct {
 	retries      prometheus.Counter
 	commitErrors prometheus.Counter
 	submit       prometheus.Histogram
+	age          prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -40,6 +41,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time from fetching a Kafka command record to its command being durable, retries included.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}),
+		age: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sluice_commands_kafka_record_age_seconds",
+			Help:    "Age of a Kafka command record (its timestamp to now) when it is fetched: how far the source is behind.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 20),
+		}),
 	}
 	for _, r := range []string{resultAccepted, resultRejected, resultInvalid} {
 		m.records.WithLabelValues(r)
@@ -47,7 +53,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.records, m.retries, m.commitErrors, m.submit} {
+	for _, c := range []prometheus.Collector{m.records, m.retries, m.commitErrors, m.submit, m.age} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering kafka command source metrics: %w", err)
 		}

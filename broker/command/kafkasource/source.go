@@ -194,6 +194,9 @@ func (s *Source) prepare(msg kafkago.Message) *job {
 		}
 	}
 	now := s.now()
+	if !msg.Time.IsZero() {
+		s.m.age.Observe(max(0, now.Sub(msg.Time).Seconds()))
+	}
 	j := &job{msg: msg, fetched: now}
 	j.cmd, j.invalid = s.mapper.command(rv, msg.Offset, msg.Time, now)
 	if j.invalid != nil {

@@ -1,0 +1,205 @@
+package e2e
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluicehq/sluice/broker/command/kafkasource"
+)
+
+// envInt reads a positive integer from the environment, def otherwise.
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// latencies collects what the devices receive: one latency per distinct
+// sequence number, duplicates counted.
+type latencies struct {
+	mu   sync.Mutex
+	seen []bool
+	lat  []time.Duration
+	dups int
+	bad  int
+	done chan struct{} // closed when every sequence number arrived
+}
+
+func (l *latencies) record(p *paho.Publish) {
+	now := time.Now()
+	if string(p.Payload) == "warm-up" {
+		return
+	}
+	if len(p.Payload) < 16 {
+		l.mu.Lock()
+		l.bad++
+		l.mu.Unlock()
+		return
+	}
+	seq := int(binary.LittleEndian.Uint64(p.Payload))
+	sent := time.Unix(0, int64(binary.LittleEndian.Uint64(p.Payload[8:])))
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if seq < 0 || seq >= len(l.seen) {
+		l.bad++
+		return
+	}
+	if l.seen[seq] {
+		l.dups++
+		return
+	}
+	l.seen[seq] = true
+	l.lat = append(l.lat, now.Sub(sent))
+	if len(l.lat) == len(l.seen) {
+		close(l.done)
+	}
+}
+
+// TestBenchKafkaToDevices measures the issue's target: Kafka → device at
+// 1,000 commands/s spread over 1,000 connected MQTT 5 devices, p99
+// record-to-device latency ≤ 20 ms, zero lost. The latency runs from just
+// before the record is produced to the device's receipt (one clock, one
+// process). Kafka (kfake), the broker, the command service (its store on
+// disk), the status events to Kafka and the devices all share this
+// machine.
+//
+//	SLUICE_BENCH=1 go test -run BenchKafkaToDevices -v ./broker/command/e2e
+//
+// SLUICE_BENCH_DEVICES, SLUICE_BENCH_RATE (per second) and
+// SLUICE_BENCH_SECONDS change the load.
+func TestBenchKafkaToDevices(t *testing.T) {
+	if os.Getenv("SLUICE_BENCH") != "1" {
+		t.Skip("set SLUICE_BENCH=1 to run the benchmark")
+	}
+	devices := envInt("SLUICE_BENCH_DEVICES", 1000)
+	rate := envInt("SLUICE_BENCH_RATE", 1000)
+	seconds := envInt("SLUICE_BENCH_SECONDS", 10)
+	n := rate * seconds
+
+	st := startStack(t, 3, func(c *kafkasource.Config) {
+		c.CommitInterval = 100 * time.Millisecond
+		c.Concurrency = envInt("SLUICE_BENCH_LANES", 16)
+	})
+	l := &latencies{seen: make([]bool, n), lat: make([]time.Duration, 0, n), done: make(chan struct{})}
+	names := make([]string, devices)
+	t0 := time.Now()
+	for i := range devices {
+		names[i] = fmt.Sprintf("dev-%04d", i)
+		connectDevice(t, st.mqtt, names[i], nil, l.record)
+	}
+	t.Logf("%d devices connected in %s", devices, time.Since(t0).Round(time.Millisecond))
+	prod := newProducer(t, st.kafka)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seconds)*time.Second+2*time.Minute)
+	defer cancel()
+
+	// Warm up: one command per partition's worth of devices, not counted,
+	// so the consumer group has joined before the clock starts.
+	warm := &kgo.Record{Key: []byte(names[0]), Value: []byte("warm-up")}
+	if err := prod.ProduceSync(ctx, warm).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	waitWarm := time.Now().Add(30 * time.Second)
+	for {
+		if s, ok, _ := st.svc.Get(commandsTopic + "-" + strconv.Itoa(int(warm.Partition)) + "-" + strconv.FormatInt(warm.Offset, 10)); ok && s.State != "accepted" {
+			break
+		}
+		if time.Now().After(waitWarm) {
+			t.Fatal("warm-up command not delivered")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	var produceErrs sync.WaitGroup
+	var errMu sync.Mutex
+	var firstErr error
+	start := time.Now()
+	interval := time.Second / time.Duration(rate)
+	for seq := range n {
+		if d := time.Until(start.Add(time.Duration(seq) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		v := make([]byte, 16, 64)
+		binary.LittleEndian.PutUint64(v, uint64(seq))
+		binary.LittleEndian.PutUint64(v[8:], uint64(time.Now().UnixNano()))
+		v = append(v, `{"set_point":21.5}`...)
+		produceErrs.Add(1)
+		prod.Produce(ctx, &kgo.Record{Key: []byte(names[seq%devices]), Value: v}, func(_ *kgo.Record, err error) {
+			defer produceErrs.Done()
+			if err != nil {
+				errMu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				errMu.Unlock()
+			}
+		})
+	}
+	produceErrs.Wait()
+	sendTime := time.Since(start)
+	if firstErr != nil {
+		t.Fatalf("producing: %v", firstErr)
+	}
+	select {
+	case <-l.done:
+	case <-time.After(30 * time.Second):
+	}
+	l.mu.Lock()
+	lat := slices.Clone(l.lat)
+	dups, bad := l.dups, l.bad
+	l.mu.Unlock()
+	slices.Sort(lat)
+	q := func(p float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[min(len(lat)-1, int(p*float64(len(lat))))].Round(10 * time.Microsecond)
+	}
+	lost := n - len(lat)
+	t.Logf("%d commands to %d devices in %s (%.0f/s): received %d, lost %d, duplicates %d, malformed %d",
+		n, devices, sendTime.Round(time.Millisecond), float64(n)/sendTime.Seconds(), len(lat), lost, dups, bad)
+	t.Logf("record→device latency: p50 %s  p90 %s  p99 %s  p99.9 %s  max %s", q(0.50), q(0.90), q(0.99), q(0.999), q(1))
+	for _, h := range []string{"sluice_commands_kafka_record_age_seconds", "sluice_commands_kafka_submit_seconds"} {
+		t.Logf("%s: p50 ≤ %s  p99 ≤ %s", h, histQuantile(t, st.reg, h, 0.5), histQuantile(t, st.reg, h, 0.99))
+	}
+	if lost > 0 || bad > 0 {
+		t.Errorf("%d commands lost, %d malformed", lost, bad)
+	}
+	if p99 := q(0.99); p99 > 20*time.Millisecond {
+		t.Errorf("p99 %s above the 20 ms target", p99)
+	}
+}
+
+// histQuantile returns the upper bound of the bucket holding quantile q
+// of histogram name.
+func histQuantile(t testing.TB, reg *prometheus.Registry, name string, q float64) time.Duration {
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name || len(mf.GetMetric()) == 0 {
+			continue
+		}
+		h := mf.GetMetric()[0].GetHistogram()
+		want := uint64(q * float64(h.GetSampleCount()))
+		for _, b := range h.GetBucket() {
+			if b.GetCumulativeCount() >= want {
+				return time.Duration(b.GetUpperBound() * float64(time.Second))
+			}
+		}
+		return -1
+	}
+	return 0
+}
