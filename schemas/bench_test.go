@@ -34,7 +34,7 @@ func loop(b *testing.B, f func()) {
 	for b.Loop() {
 		f()
 	}
-	b.ReportMetric(float64((cpuTime() - start).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64((cpuTime()-start).Nanoseconds())/float64(b.N), "cpu-ns/op")
 }
 
 func benchDecode(b *testing.B, cfg Config, topic string, payload []byte) {

@@ -12,6 +12,9 @@ import (
 type validator struct {
 	file   string
 	schema *jsonschema.Schema
+	// fast accepts valid payloads without jsonschema's cost; nil when the
+	// schema uses keywords it does not implement (see fastSchema).
+	fast *fastSchema
 }
 
 // compileSchema loads and compiles the JSON Schema in file, and the
@@ -22,12 +25,17 @@ func compileSchema(file string) (*validator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("compiling JSON Schema %s: %w", file, err)
 	}
-	return &validator{file: file, schema: s}, nil
+	return &validator{file: file, schema: s, fast: compileFast(file)}, nil
 }
 
 // check validates v. When v is invalid it returns the JSON pointer of the
 // first offending value and every problem found, "; "-separated.
 func (vd *validator) check(v any) (path, reason string, ok bool) {
+	if vd.fast != nil && vd.fast.check(v) == valid {
+		return "", "", true
+	}
+	// Invalid, or undecided by the fast path: jsonschema decides, and
+	// its messages are the ones reported.
 	err := vd.schema.Validate(v)
 	if err == nil {
 		return "", "", true
