@@ -36,6 +36,8 @@ func TestHTTPToDeviceLatency(t *testing.T) {
 	var (
 		mu   sync.Mutex
 		lats []time.Duration
+		reqs []time.Duration // HTTP request durations
+		late []time.Duration // how late requests started
 		got  atomic.Int64
 	)
 	onMsg := func(_ mqtt.Client, m mqtt.Message) {
@@ -75,7 +77,13 @@ func TestHTTPToDeviceLatency(t *testing.T) {
 				body, _ := json.Marshal(map[string]any{"device": fmt.Sprintf("dev%04d", i%devices), "payload": strconv.FormatInt(at.UnixNano(), 10)})
 				req, _ := http.NewRequest(http.MethodPost, h.http.URL+"/api/v1/commands", bytes.NewReader(body))
 				req.Header.Set("Authorization", "Bearer "+testToken)
+				t0 := time.Now()
 				resp, err := client.Do(req)
+				rt := time.Since(t0)
+				mu.Lock()
+				reqs = append(reqs, rt)
+				late = append(late, t0.Sub(at))
+				mu.Unlock()
 				if err != nil || resp.StatusCode != http.StatusAccepted {
 					failed.Add(1)
 				}
@@ -102,6 +110,9 @@ func TestHTTPToDeviceLatency(t *testing.T) {
 		}
 		return lats[min(len(lats)-1, int(p*float64(len(lats))))]
 	}
+	slices.Sort(reqs)
+	slices.Sort(late)
+	t.Logf("HTTP request p50 %v p99 %v; start lag p50 %v p99 %v", reqs[len(reqs)/2], reqs[len(reqs)*99/100], late[len(late)/2], late[len(late)*99/100])
 	t.Logf("%d commands at %d/s to %d devices: received %d, HTTP failures %d, latency p50 %v p99 %v max %v",
 		total, rate, devices, len(lats), failed.Load(), q(0.50), q(0.99), q(1))
 	lost := total - len(lats)
