@@ -255,7 +255,7 @@ func TestRuleColumnsConfigErrors(t *testing.T) {
 				`rule "r" to[0].columns.n (rules.yaml:1): column n is UInt8 and cannot hold clientid (a string); ` +
 				`rule "r" to[0].columns.tags (rules.yaml:1): column tags is Array(String) and cannot hold qos (an integer)`}},
 		{name: "a rule's other table",
-			to: "{sink: ch, topic: other, columns: {ts: received_at, n: qos}}",
+			to:   "{sink: ch, topic: other, columns: {ts: received_at, n: qos}}",
 			want: []string{"table " + db + `.other: rule "r" to[0].columns.n (rules.yaml:1): the table has no column n`}},
 		{name: "a missing table",
 			to:   "{sink: ch, topic: gone, columns: {ts: received_at}}",

@@ -45,4 +45,3 @@ func TestMQTTColumnsToClickHouse(t *testing.T) {
 	}
 	s.Stop()
 }
-
