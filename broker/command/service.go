@@ -191,6 +191,14 @@ func (s *Service) Run(ctx context.Context, b Broker) error {
 	return d.close()
 }
 
+// Ready reports whether the service takes commands (a readiness check).
+func (s *Service) Ready() error {
+	if s.b.Load() == nil {
+		return ErrNotRunning
+	}
+	return nil
+}
+
 // redrive continues the commands found pending at start.
 func (s *Service) redrive(ctx context.Context, b Broker) {
 	s.mu.Lock()

@@ -16,7 +16,9 @@ import (
 
 // TestCommandsEndToEnd runs the binary with commands enabled: an HTTP
 // POST reaches a real MQTT client, which replies on the reply topic; the
-// API then reports the command responded. A wrong token gets 401.
+// API then reports the command responded. A wrong token gets 401; the
+// admin token passes the API's own check (a command to a device without
+// a session is then rejected, 422).
 func TestCommandsEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -27,7 +29,7 @@ func TestCommandsEndToEnd(t *testing.T) {
 	p := e2etest.Start(t, bin, `log: {level: info, format: json}
 broker:
   listeners: [{name: e2e, address: "127.0.0.1:0", allow_anonymous: true}]
-admin: {address: "127.0.0.1:0"}
+admin: {address: "127.0.0.1:0", token: admin-token-0123456789}
 ingest:
   data_dir: `+strconv.Quote(filepath.Join(dir, "data"))+`
 commands:
@@ -39,16 +41,26 @@ commands:
 	if tok := dev.Subscribe("devices/press-7/commands", 1, func(_ mqtt.Client, m mqtt.Message) { got <- m }); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 		t.Fatalf("subscribe: %v", tok.Error())
 	}
-	post := func(tok string) (int, map[string]any) {
-		body, _ := json.Marshal(map[string]any{"device": "press-7", "payload": "setpoint=42", "id": "cmd-1", "ttl": "30s"})
+	post := func(tok, device, id string) (int, map[string]any) {
+		body, _ := json.Marshal(map[string]any{"device": device, "payload": "setpoint=42", "id": id, "ttl": "30s"})
 		req, _ := http.NewRequest(http.MethodPost, p.AdminURL+"/api/v1/commands", bytes.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+tok)
-		return commandRequest(t, req)
+		code, out := commandRequest(t, req)
+		for end := time.Now().Add(10 * time.Second); code == http.StatusServiceUnavailable && time.Now().Before(end); {
+			time.Sleep(20 * time.Millisecond) // the service starts once the broker serves
+			req, _ = http.NewRequest(http.MethodPost, p.AdminURL+"/api/v1/commands", bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+tok)
+			code, out = commandRequest(t, req)
+		}
+		return code, out
 	}
-	if code, _ := post("wrong-token-wrong-token"); code != http.StatusUnauthorized {
+	if code, _ := post("wrong-token-wrong-token", "press-7", "cmd-1"); code != http.StatusUnauthorized {
 		t.Fatalf("wrong token: %d, want 401", code)
 	}
-	if code, body := post(token); code != http.StatusAccepted {
+	if code, body := post("admin-token-0123456789", "ghost", "cmd-0"); code != http.StatusUnprocessableEntity {
+		t.Fatalf("admin token, unknown device: %d %v, want 422", code, body)
+	}
+	if code, body := post(token, "press-7", "cmd-1"); code != http.StatusAccepted {
 		t.Fatalf("post: %d %v", code, body)
 	}
 	select {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -127,27 +126,17 @@ func (c *commands) tracker() broker.Tracker {
 	return c.svc
 }
 
-// openMounter is an admin server that can serve a handler doing its own
-// authentication (the command API has tokens of its own).
-type openMounter interface {
-	MountOpen(pattern string, h http.Handler)
-}
-
-// mount serves the command API on the admin listener.
+// mount serves the command API on the admin listener. It checks its own
+// tokens (commands.tokens, and admin.token with full access), so it is
+// mounted without the admin token check in front.
 func (c *commands) mount(a *app) {
 	if c == nil {
 		return
 	}
 	h := c.svc.Handler(a.cfg.Admin.Token)
-	if m, ok := any(a.admin).(openMounter); ok {
-		m.MountOpen("/api/v1/commands", h)
-		m.MountOpen("/api/v1/commands/", h)
-		return
-	}
-	// Behind the admin token: command tokens work only while no admin
-	// token is set.
-	a.admin.Mount("/api/v1/commands", h)
-	a.admin.Mount("/api/v1/commands/", h)
+	a.admin.Public("/api/v1/commands", h)
+	a.admin.Public("/api/v1/commands/", h)
+	a.admin.AddCheck("commands", c.svc.Ready)
 }
 
 // start runs the service (and the Kafka source) until ctx ends; wait
