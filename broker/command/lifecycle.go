@@ -27,13 +27,15 @@ func rank(s State) int {
 }
 
 // applyLocked moves r to state (filling in skipped intermediate states,
-// so accepted → delivered also reports queued and sent) and queues the
-// events. It reports whether anything changed. s.mu must be held.
+// so accepted → delivered also reports queued and sent, and a reply
+// implies delivery) and queues the events. It reports whether anything changed. s.mu must be held.
 func (s *Service) applyLocked(r *record, to State, reason string, response []byte, now time.Time) bool {
 	cur := r.Status.State
 	switch {
 	case cur != "" && cur.Final():
 		return false
+	case (to == Expired || to == Failed) && rank(cur) >= rank(Delivered):
+		return false // delivered already (to another subscriber of a topic, or before a late drop report)
 	case to == Expired || to == Rejected || to == Failed:
 	case rank(to) <= rank(cur):
 		return false
@@ -42,7 +44,7 @@ func (s *Service) applyLocked(r *record, to State, reason string, response []byt
 	var steps []State
 	if to != Expired && to != Rejected && to != Failed && cur != "" {
 		for _, st := range []State{Queued, Sent, Delivered} {
-			if rank(st) > rank(cur) && rank(st) < rank(to) && !(st == Delivered && to == Responded) {
+			if rank(st) > rank(cur) && rank(st) < rank(to) {
 				steps = append(steps, st)
 			}
 		}
