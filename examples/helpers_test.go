@@ -219,7 +219,8 @@ func waitSubscribed(t *testing.T, out *output, pub, addr, probeTopic string) {
 	for i := 0; ; i++ {
 		probe := "probe-" + strconv.Itoa(i)
 		from := out.mark()
-		runProgram(t, pub, "-h", host, "-p", port, "-q", "1", "-t", probeTopic, "-m", probe)
+		// JSON, so that the pipeline counts no decode error for it.
+		runProgram(t, pub, "-h", host, "-p", port, "-q", "1", "-t", probeTopic, "-m", `{"probe":"`+probe+`"}`)
 		if waitFor(out, from, probe, 500*time.Millisecond) {
 			return
 		}
