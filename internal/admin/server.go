@@ -65,7 +65,7 @@ type Server struct {
 	log    *slog.Logger
 	mux    *http.ServeMux
 	checks []Check
-	routes []string      // patterns behind the token, for the OpenAPI check
+	routes []string      // registered patterns, for the OpenAPI check
 	reqID  atomic.Uint64 // request ids: idBase + counter
 	idBase string
 	ln     net.Listener
@@ -117,7 +117,8 @@ func (s *Server) Handle(pattern string, h http.Handler) {
 	s.routes = append(s.routes, pattern)
 }
 
-// Routes returns the patterns registered with Handle and Mount, sorted.
+// Routes returns the patterns registered with Handle, Mount and Public,
+// sorted.
 func (s *Server) Routes() []string {
 	out := slices.Clone(s.routes)
 	slices.Sort(out)
@@ -132,6 +133,7 @@ func (s *Server) Handler() http.Handler { return s.observe(s.mux) }
 // send the token when it loads a page; the console's scripts send it).
 func (s *Server) Public(pattern string, h http.Handler) {
 	s.mux.Handle(pattern, h)
+	s.routes = append(s.routes, pattern)
 }
 
 func (s *Server) auth(h http.Handler) http.Handler {
