@@ -54,6 +54,24 @@ func BenchmarkDecodeJSON(b *testing.B) {
 	benchDecode(b, Config{Bindings: []BindingConfig{{Topic: "t/#"}}}, "t/1", telemetry)
 }
 
+// BenchmarkDecodeJSONKeys decodes the same payload for rules that read
+// three of its fields (Options.PayloadKeys): the other members are
+// checked, not built.
+func BenchmarkDecodeJSONKeys(b *testing.B) {
+	d, err := New(Config{Bindings: []BindingConfig{{Topic: "t/#"}}}, Options{
+		PayloadKeys: func() ([]string, bool) { return []string{"device", "temp", "ts"}, false },
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(telemetry)))
+	loop(b, func() {
+		if _, err := d.Decode("t/1", telemetry); err != nil {
+			b.Fatal(err)
+		}
+	})
+}
+
 func BenchmarkDecodeJSONValidated(b *testing.B) {
 	benchDecode(b, Config{Bindings: []BindingConfig{{Topic: "t/#", Schema: "testdata/telemetry.schema.json"}}}, "t/1", telemetry)
 }

@@ -130,6 +130,9 @@ func New(cfg Config, opts Options) (*Decoders, error) {
 		switch bc.Decoder {
 		case DecoderJSON:
 			b.decode = decodeJSON
+			if bc.Schema == "" {
+				b.decode = d.decodeJSONKeys // no schema reads the other fields
+			}
 		case DecoderRaw:
 			b.decode = decodeRaw
 		case DecoderMsgpack:
@@ -218,6 +221,17 @@ func (d *Decoders) Decode(topicName string, payload []byte) (any, error) {
 }
 
 func decodeJSON(_ string, payload []byte) (any, error) {
+	return rules.DecodeJSON(payload)
+}
+
+// decodeJSONKeys decodes, of an object, only the top-level members the
+// rules read (Options.PayloadKeys), and checks the rest is valid JSON.
+func (d *Decoders) decodeJSONKeys(_ string, payload []byte) (any, error) {
+	if d.json.Keys != nil {
+		if keys, all := d.json.Keys(); !all {
+			return rules.DecodeJSONKeys(payload, keys)
+		}
+	}
 	return rules.DecodeJSON(payload)
 }
 

@@ -69,9 +69,15 @@ type alias struct {
 	Name     string `json:"name"`
 	Datatype uint32 `json:"datatype"`
 	boxed    any    // Name as an any, so resolving it allocates nothing
+	// tmpl is the metric map of a data metric carrying only this alias:
+	// name, datatype and alias set. It is cloned, never written.
+	tmpl map[string]any
 }
 
-func newAlias(name string, dt uint32) alias { return alias{Name: name, Datatype: dt, boxed: name} }
+func newAlias(num uint64, name string, dt uint32) alias {
+	return alias{Name: name, Datatype: dt, boxed: name,
+		tmpl: map[string]any{"name": name, "datatype": typeNameValue(dt), "alias": intValue(num)}}
+}
 
 // node is one edge node's state, guarded by its mu.
 type node struct {
@@ -241,6 +247,7 @@ func (d *Decoder) apply(n *node, t Topic, p *Payload) (map[string]any, string, e
 	for i := range p.Metrics {
 		m := &p.Metrics[i]
 		var name any = m.Name
+		var tmpl map[string]any
 		dt := m.Datatype
 		if m.HasAlias && (!m.HasName || dt == TypeUnknown) {
 			a, ok := lookup(n, dev, m.Alias)
@@ -250,6 +257,9 @@ func (d *Decoder) apply(n *node, t Topic, p *Payload) (map[string]any, string, e
 				}
 				if dt == TypeUnknown {
 					dt = a.Datatype
+				}
+				if !m.HasName && dt == a.Datatype {
+					tmpl = a.tmpl
 				}
 			} else if !m.HasName && t.Type != NDEATH {
 				d.m.unknownAliases.Inc()
@@ -261,13 +271,13 @@ func (d *Decoder) apply(n *node, t Topic, p *Payload) (map[string]any, string, e
 		if m.HasTimestamp && (lastTSV == nil || m.Timestamp != lastTS) {
 			lastTS, lastTSV = m.Timestamp, intValue(m.Timestamp)
 		}
-		mm, err := m.metricMap(name, dt, lastTSV)
+		mm, err := m.metricMap(name, dt, lastTSV, tmpl)
 		if err != nil {
 			return nil, rebirth, err
 		}
 		metrics[i] = mm
 	}
-	out := make(map[string]any, 10)
+	out := make(map[string]any, 8) // one group: uuid and body, rare, grow it
 	out["group_id"], out["message_type"], out["edge_node_id"] = t.Group, t.Type, t.EdgeNode
 	if t.Device != "" {
 		out["device_id"] = t.Device
@@ -319,7 +329,7 @@ func birthAliases(p *Payload) map[uint64]alias {
 	for i := range p.Metrics {
 		m := &p.Metrics[i]
 		if m.HasAlias && m.HasName {
-			t[m.Alias] = newAlias(m.Name, m.Datatype)
+			t[m.Alias] = newAlias(m.Alias, m.Name, m.Datatype)
 		}
 	}
 	return t

@@ -93,7 +93,7 @@ func writeFile(path string, s stateFile) error {
 // boxNames fills the boxed names of a table read from a file.
 func boxNames(t map[uint64]alias) map[uint64]alias {
 	for k, a := range t {
-		t[k] = newAlias(a.Name, a.Datatype)
+		t[k] = newAlias(k, a.Name, a.Datatype)
 	}
 	return t
 }

@@ -3,6 +3,7 @@ package sparkplug
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -209,11 +210,24 @@ func decodeArray(dt uint32, b []byte) (any, error) {
 // metricMap is the form rules see of one metric, named name (a string)
 // and typed dt, both resolved from the alias table when the metric has
 // only an alias. ts, when not nil, is m.Timestamp already boxed: names and
-// timestamps shared by many metrics are boxed once.
-func (m *Metric) metricMap(name any, dt uint32, ts any) (map[string]any, error) {
+// timestamps shared by many metrics are boxed once. tmpl, when not nil,
+// is the alias's map of name, datatype and alias: a clone of it costs
+// less than inserting them.
+func (m *Metric) metricMap(name any, dt uint32, ts any, tmpl map[string]any) (map[string]any, error) {
 	v, err := m.value(dt)
 	if err != nil {
 		return nil, fmt.Errorf("metric %q: %w", name, err)
+	}
+	if tmpl != nil && !m.IsHistorical && !m.IsTransient && !m.IsNull && m.Metadata == nil && m.Properties == nil {
+		out := maps.Clone(tmpl)
+		out["value"] = v
+		if m.HasTimestamp {
+			if ts == nil {
+				ts = intValue(m.Timestamp)
+			}
+			out["timestamp"] = ts
+		}
+		return out, nil
 	}
 	out := make(map[string]any, 6)
 	out["name"] = name
@@ -362,7 +376,7 @@ func decodeTemplate(b []byte, depth int) (map[string]any, error) {
 				var m Metric
 				if err = decodeMetric(v, &m, depth); err == nil {
 					var mm map[string]any
-					mm, err = m.metricMap(m.Name, m.Datatype, nil)
+					mm, err = m.metricMap(m.Name, m.Datatype, nil, nil)
 					metrics = append(metrics, mm)
 				}
 			}
