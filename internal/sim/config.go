@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -55,6 +56,14 @@ type Config struct {
 	Username, Password string
 	// Format is json or sparkplugb. Default json.
 	Format string
+	// ReplyTopic is where a machine answers a JSON command: a template
+	// with {prefix} (the machine's topic prefix), {client_id} and {id}
+	// (the command's "id"). A command without an id is answered on
+	// {prefix}/cmd/reply whatever the template. Sluice's command service
+	// matches 3.1.1 replies by a topic holding the id, e.g.
+	// "devices/{client_id}/replies/{id}" for its default reply_topic.
+	// Default "{prefix}/cmd/reply".
+	ReplyTopic string
 }
 
 // DefaultConfig returns the defaults documented on Config.
@@ -73,6 +82,7 @@ func DefaultConfig() Config {
 		ConnectTimeout: 5 * time.Second,
 		PublishTimeout: 5 * time.Second,
 		Format:         FormatJSON,
+		ReplyTopic:     "{prefix}/cmd/reply",
 	}
 }
 
@@ -105,6 +115,9 @@ func (c Config) Validate() error {
 	}
 	if c.Format != FormatJSON && c.Format != FormatSparkplugB {
 		errs = append(errs, fmt.Errorf("format: %q not supported (want json or sparkplugb)", c.Format))
+	}
+	if r := replyTopic(c.ReplyTopic, "p/l", "c", "i"); c.ReplyTopic == "" || strings.ContainsAny(r, "+#{}") || strings.Contains(r, "//") {
+		errs = append(errs, fmt.Errorf("reply-topic: %q is not a topic template ({prefix}, {client_id}, {id}; no wildcards)", c.ReplyTopic))
 	}
 	if c.ConnectTimeout <= 0 || c.PublishTimeout <= 0 {
 		errs = append(errs, errors.New("timeouts must be positive"))
@@ -145,6 +158,15 @@ func addrFromURL(raw string) (string, error) {
 		return "", fmt.Errorf("url port %q: %w", port, err)
 	}
 	return net.JoinHostPort(host, port), nil
+}
+
+// replyTopic renders a ReplyTopic template; with {id} and no id it is
+// prefix/cmd/reply.
+func replyTopic(tmpl, prefix, clientID, id string) string {
+	if id == "" && strings.Contains(tmpl, "{id}") {
+		return prefix + "/cmd/reply"
+	}
+	return strings.NewReplacer("{prefix}", prefix, "{client_id}", clientID, "{id}", id).Replace(tmpl)
 }
 
 // machinePrefix is the topic prefix of machine m on line n (both from 1).

@@ -86,6 +86,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, options, error) {
 	fs.DurationVar(&cfg.FaultDuration, "fault-duration", cfg.FaultDuration, "mean duration of a fault")
 	fs.Float64Var(&cfg.ReconnectRate, "reconnect-rate", cfg.ReconnectRate, "chance per second that a machine drops and resumes its connection")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "random seed: the same seed gives the same samples")
+	fs.StringVar(&cfg.ReplyTopic, "reply-topic", cfg.ReplyTopic, "where JSON command replies go: {prefix}, {client_id}, {id} (the command's id), e.g. devices/{client_id}/replies/{id}")
 	fs.StringVar(&cfg.Username, "username", "", "MQTT username")
 	fs.StringVar(&cfg.Password, "password", "", "MQTT password")
 	fs.StringVar(&cfg.Format, "format", cfg.Format, "payload format: json, or sparkplugb (each line an edge node, its machines devices)")

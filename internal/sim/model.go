@@ -177,7 +177,7 @@ type Command struct {
 	State string `json:"state,omitempty"`
 }
 
-// Reply answers a Command on the cmd/reply topic.
+// Reply answers a Command on the reply topic (Config.ReplyTopic).
 type Reply struct {
 	// ID is the command's ID.
 	ID string `json:"id,omitempty"`

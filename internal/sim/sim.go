@@ -113,10 +113,11 @@ func (s *Simulator) Run(ctx context.Context) error {
 
 // machine is one simulated machine and its MQTT connection.
 type machine struct {
-	sim    *Simulator
-	prefix string
-	log    *slog.Logger
-	client mqtt.Client
+	sim      *Simulator
+	prefix   string
+	clientID string
+	log      *slog.Logger
+	client   mqtt.Client
 
 	mu    sync.Mutex // guards model
 	model *model
@@ -129,14 +130,15 @@ type machine struct {
 
 func (s *Simulator) newMachine(line, mi, index int) *machine {
 	m := &machine{
-		sim:    s,
-		prefix: machinePrefix(s.cfg.Site, line, mi),
-		model:  newModel(s.cfg, index),
+		sim:      s,
+		prefix:   machinePrefix(s.cfg.Site, line, mi),
+		clientID: fmt.Sprintf("sluice-sim-%s-l%d-m%d", s.cfg.Site, line, mi),
+		model:    newModel(s.cfg, index),
 	}
 	m.log = s.log.With("line", line, "machine", mi)
 	opts := mqtt.NewClientOptions().
 		AddBroker("tcp://" + s.cfg.Addr).
-		SetClientID(fmt.Sprintf("sluice-sim-%s-l%d-m%d", s.cfg.Site, line, mi)).
+		SetClientID(m.clientID).
 		SetCleanSession(false).
 		SetAutoReconnect(false).
 		SetConnectTimeout(s.cfg.ConnectTimeout).
@@ -293,7 +295,7 @@ func (m *machine) onMessage(c mqtt.Client, msg mqtt.Message) {
 		m.log.Info("command applied", "applied", reply.Applied)
 	}
 	b, _ := json.Marshal(reply) // a Reply always marshals
-	c.Publish(m.prefix+"/cmd/reply", 1, false, b)
+	c.Publish(replyTopic(m.sim.cfg.ReplyTopic, m.prefix, m.clientID, reply.ID), 1, false, b)
 }
 
 // loop publishes one sample per interval until ctx ends.
