@@ -72,11 +72,7 @@ func (s *Service) applyLocked(r *record, to State, reason string, response []byt
 		s.met.pending.Set(float64(s.pending))
 	}
 	if _, ok := s.dirty[r.Status.ID]; !ok {
-		s.dirty[r.Status.ID] = false
-	}
-	select {
-	case s.kick <- struct{}{}:
-	default:
+		s.dirty[r.Status.ID] = false // written by the next flush (≤ flushEvery); only Submit kicks one
 	}
 	return true
 }
