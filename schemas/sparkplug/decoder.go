@@ -91,11 +91,14 @@ type node struct {
 	aliases  map[uint64]alias
 	devices  map[string]*device
 	lastReq  time.Time
+	// group and edge are the ids, boxed once for every decoded message.
+	group, edge any
 }
 
 type device struct {
 	online  bool
 	aliases map[uint64]alias
+	name    any // the device id, boxed once
 }
 
 // New builds a Decoder. It does no I/O: state files are read when a node
@@ -172,7 +175,7 @@ func (d *Decoder) node(group, edge string) *node {
 	d.mu.Lock()
 	n := d.nodes[k]
 	if n == nil {
-		n = &node{bdSeq: -1, devices: map[string]*device{}}
+		n = &node{bdSeq: -1, devices: map[string]*device{}, group: group, edge: edge}
 		d.nodes[k] = n
 	}
 	d.mu.Unlock()
@@ -225,7 +228,7 @@ func (d *Decoder) apply(n *node, t Topic, p *Payload) (map[string]any, string, e
 		if t.Type == DBIRTH {
 			dv := n.devices[t.Device]
 			if dv == nil {
-				dv = &device{}
+				dv = &device{name: t.Device}
 				n.devices[t.Device] = dv
 			}
 			dv.aliases = birthAliases(p)
@@ -278,9 +281,13 @@ func (d *Decoder) apply(n *node, t Topic, p *Payload) (map[string]any, string, e
 		metrics[i] = mm
 	}
 	out := make(map[string]any, 8) // one group: uuid and body, rare, grow it
-	out["group_id"], out["message_type"], out["edge_node_id"] = t.Group, t.Type, t.EdgeNode
+	out["group_id"], out["message_type"], out["edge_node_id"] = n.group, boxedType(t.Type), n.edge
 	if t.Device != "" {
-		out["device_id"] = t.Device
+		if dev != nil {
+			out["device_id"] = dev.name
+		} else {
+			out["device_id"] = t.Device
+		}
 	}
 	if p.HasTimestamp {
 		out["timestamp"] = intValue(p.Timestamp)

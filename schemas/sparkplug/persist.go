@@ -39,7 +39,7 @@ func (d *Decoder) load(group, edge string, n *node) error {
 	}
 	n.born, n.bdSeq, n.aliases = true, s.BdSeq, boxNames(s.Aliases)
 	for name, t := range s.Devices {
-		n.devices[name] = &device{aliases: boxNames(t)}
+		n.devices[name] = &device{aliases: boxNames(t), name: name}
 	}
 	return nil
 }

@@ -34,7 +34,7 @@ type Topic struct {
 
 // ParseTopic parses a Sparkplug B topic name.
 func ParseTopic(name string) (Topic, error) {
-	parts := strings.Split(name, "/")
+	parts := splitLevels(name, new([6]string))
 	if parts[0] != Namespace {
 		return Topic{}, fmt.Errorf("parsing topic %q: namespace is not %s", name, Namespace)
 	}
@@ -70,7 +70,53 @@ func ParseTopic(name string) (Topic, error) {
 	return t, nil
 }
 
+// splitLevels splits a topic name at '/' into buf, without allocating;
+// more than len(buf)-1 levels fill buf and the rest is dropped (the
+// caller refuses that many anyway).
+func splitLevels(name string, buf *[6]string) []string {
+	n := 0
+	for n < len(buf) {
+		i := strings.IndexByte(name, '/')
+		if i < 0 {
+			buf[n] = name
+			return buf[:n+1]
+		}
+		buf[n], name = name[:i], name[i+1:]
+		n++
+	}
+	return buf[:]
+}
+
 // RebirthTopic is the NCMD topic of an edge node.
 func RebirthTopic(group, edge string) string {
 	return Namespace + "/" + group + "/" + NCMD + "/" + edge
+}
+
+// Message types boxed once, for decoded messages.
+var (
+	boxedNBIRTH, boxedNDEATH, boxedDBIRTH, boxedDDEATH any = NBIRTH, NDEATH, DBIRTH, DDEATH
+	boxedNDATA, boxedDDATA, boxedNCMD, boxedDCMD       any = NDATA, DDATA, NCMD, DCMD
+)
+
+// boxedType returns a message type as an any without allocating.
+func boxedType(t string) any {
+	switch t {
+	case NBIRTH:
+		return boxedNBIRTH
+	case NDEATH:
+		return boxedNDEATH
+	case DBIRTH:
+		return boxedDBIRTH
+	case DDEATH:
+		return boxedDDEATH
+	case NDATA:
+		return boxedNDATA
+	case DDATA:
+		return boxedDDATA
+	case NCMD:
+		return boxedNCMD
+	case DCMD:
+		return boxedDCMD
+	}
+	return t
 }
