@@ -310,3 +310,20 @@ func device5(t *testing.T, addr, id, answer string) *paho.Client {
 	})
 	return c
 }
+
+// disconnect disconnects a device and waits until the broker has
+// detached its session.
+func (h *harness) disconnect(c mqtt.Client, id string) {
+	h.t.Helper()
+	c.Disconnect(50)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, online := h.srv.Client(id); !online {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("%s still connected", id)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

@@ -128,7 +128,7 @@ func TestOfflineThenExpiry(t *testing.T) {
 	h := start(t, t.TempDir(), false, nil, nil)
 	var got msgs
 	c := device(t, h.addr, "off", false, &got)
-	c.Disconnect(50)
+	h.disconnect(c, "off")
 	ctx := context.Background()
 	if _, err := h.svc.Submit(ctx, Command{ID: "late", Device: "off", Payload: []byte("1"), QoS: 1, TTL: time.Minute, Principal: "plant"}); err != nil {
 		t.Fatal(err)
@@ -206,7 +206,7 @@ func TestRestartBetweenAcceptAndDelivery(t *testing.T) {
 	sink := newRecSink()
 	h := start(t, dir, true, sink, nil)
 	c := device(t, h.addr, "rst", false, &msgs{})
-	c.Disconnect(50)
+	h.disconnect(c, "rst")
 	for i := range 5 {
 		if _, err := h.svc.Submit(context.Background(), Command{ID: fmt.Sprint("k", i), Device: "rst", Payload: []byte(fmt.Sprint(i)), QoS: 1, TTL: time.Minute, Principal: "plant"}); err != nil {
 			t.Fatal(err)
