@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -149,6 +150,7 @@ admin:
   address: "127.0.0.1:%ADMIN%"
   token: ` + adminToken + `
   required_sinks: [hook]
+  tracing: {endpoint: "%OTLP%", sample_ratio: 1}
 sinks:
   hook: {type: webhook, webhook: {url: "%HOOK%", body: array}}
 rules:
@@ -164,7 +166,10 @@ func TestAdminAPIEndToEnd(t *testing.T) {
 	hook := &flaky{}
 	hs := httptest.NewServer(hook)
 	defer hs.Close()
-	ta := startApp(t, strings.ReplaceAll(endToEndConfig, "%HOOK%", hs.URL))
+	otlp := &spanNames{}
+	rs := httptest.NewServer(otlp)
+	defer rs.Close()
+	ta := startApp(t, strings.NewReplacer("%HOOK%", hs.URL, "%OTLP%", rs.URL).Replace(endToEndConfig))
 	bearer := "Bearer " + adminToken
 
 	t.Run("auth", func(t *testing.T) {
@@ -248,6 +253,55 @@ func TestAdminAPIEndToEnd(t *testing.T) {
 		})
 	})
 	t.Run("metric names", func(t *testing.T) { auditMetricNames(t, ta.app) })
+	t.Run("tracing", func(t *testing.T) {
+		eventually(t, 10*time.Second, "spans of both messages exported", func() bool {
+			n := otlp.counts()
+			// Two messages; the second's first write failed.
+			return n["mqtt.publish"] == 2 && n["rules.route"] == 2 && n["sink.write"] >= 3
+		})
+	})
+}
+
+// spanNames is an OTLP/HTTP JSON receiver counting spans by name.
+type spanNames struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (s *spanNames) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		ResourceSpans []struct {
+			ScopeSpans []struct {
+				Spans []struct{ Name string }
+			}
+		}
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || r.URL.Path != "/v1/traces" {
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n == nil {
+		s.n = map[string]int{}
+	}
+	for _, rs := range req.ResourceSpans {
+		for _, ss := range rs.ScopeSpans {
+			for _, sp := range ss.Spans {
+				s.n[sp.Name]++
+			}
+		}
+	}
+}
+
+func (s *spanNames) counts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range s.n {
+		out[k] = v
+	}
+	return out
 }
 
 // TestOpenAPICoversRoutes checks the OpenAPI document against the routes

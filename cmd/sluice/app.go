@@ -22,6 +22,7 @@ import (
 	"github.com/sluicehq/sluice/broker/store"
 	"github.com/sluicehq/sluice/ingest"
 	"github.com/sluicehq/sluice/internal/admin"
+	"github.com/sluicehq/sluice/internal/admin/tracing"
 	"github.com/sluicehq/sluice/rules"
 	"github.com/sluicehq/sluice/schemas"
 	"github.com/sluicehq/sluice/schemas/sparkplug"
@@ -48,6 +49,8 @@ type app struct {
 	console  *webConsole // console_wire.go
 	sinks    map[string]sinks.Sink
 	commands *commands // commands_wire.go; nil: off
+
+	tracer *tracing.Tracer // admin.tracing; nil: off
 }
 
 // brokerRef lets the republish sink exist before the broker it publishes
@@ -113,8 +116,14 @@ func newApp(cfg Config, path string, environ []string, log *slog.Logger) (*app, 
 	a.rules = holder
 	a.sinks = sinkSet
 	reg.MustRegister(rulesVersionCollector{holder})
+	tracer, err := tracing.New(cfg.Admin.Tracing, tracing.Options{Logger: log.With("component", "tracing"), Registerer: reg})
+	if err != nil {
+		closeSinks(sinkSet)
+		return nil, err
+	}
+	a.tracer = tracer
 	p, err := ingest.New(cfg.Ingest, ingest.Options{
-		Logger: log, Registerer: reg, Sinks: sinkSet, Router: holder, Decoder: decoders,
+		Logger: log, Registerer: reg, Sinks: tracer.Sinks(sinkSet), Router: tracer.Router(holder), Decoder: decoders,
 	})
 	if err != nil {
 		closeSinks(sinkSet)
@@ -139,7 +148,7 @@ func newApp(cfg Config, path string, environ []string, log *slog.Logger) (*app, 
 		bstore = a.store
 	}
 	srv, err := broker.New(cfg.Broker, broker.Options{
-		Logger: log.With("component", "broker"), Registerer: reg, Consumer: cmds.consumer(p), Auth: au, Store: bstore,
+		Logger: log.With("component", "broker"), Registerer: reg, Consumer: tracer.Consumer(cmds.consumer(p)), Auth: au, Store: bstore,
 		Tracker: cmds.tracker(),
 		Version: versionString(),
 	})
@@ -218,6 +227,7 @@ func (a *app) run(ctx context.Context) error {
 		adminErr = a.admin.Serve(actx)
 	}()
 	wg.Go(func() { _ = a.console.Run(actx) })
+	wg.Go(func() { _ = a.tracer.Run(actx) })
 	wg.Add(3)
 	go func() {
 		defer wg.Done()

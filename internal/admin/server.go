@@ -20,6 +20,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sluicehq/sluice/internal/admin/tracing"
 )
 
 // Config configures the admin listener. It is the `admin` section of the
@@ -37,10 +39,16 @@ type Config struct {
 	// sinks' outages are absorbed by the spool and leave Sluice ready.
 	// Default: none.
 	RequiredSinks []string `koanf:"required_sinks"`
+	// Tracing exports OpenTelemetry spans of sampled messages through the
+	// pipeline (receive, decode, rules, durability, sink writes) to an
+	// OTLP/HTTP receiver. Default: off.
+	Tracing tracing.Config `koanf:"tracing"`
 }
 
 // DefaultConfig returns the admin defaults.
-func DefaultConfig() Config { return Config{Address: "127.0.0.1:8088"} }
+func DefaultConfig() Config {
+	return Config{Address: "127.0.0.1:8088", Tracing: tracing.DefaultConfig()}
+}
 
 // Validate reports every problem with its key path.
 func (c Config) Validate() []error {
@@ -49,6 +57,9 @@ func (c Config) Validate() []error {
 		if _, _, err := net.SplitHostPort(c.Address); err != nil {
 			errs = append(errs, fmt.Errorf("address: %v", err))
 		}
+	}
+	for _, err := range c.Tracing.Validate() {
+		errs = append(errs, fmt.Errorf("tracing.%w", err))
 	}
 	return errs
 }
