@@ -59,9 +59,15 @@ func TestTrackedDelivery(t *testing.T) {
 	sub("on1", true, 1)
 	sub("on2", true, 2)
 	sub("on0", true, 0)
-	off := sub("off", false, 1)
-	off.Disconnect(50)
-	time.Sleep(50 * time.Millisecond)
+	offline := func(c mqtt.Client, id string) {
+		c.Disconnect(50)
+		for deadline := time.Now().Add(5 * time.Second); s.isOnline(id); time.Sleep(2 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still online", id)
+			}
+		}
+	}
+	offline(sub("off", false, 1), "off")
 
 	cases := []struct {
 		name, topic, id string
@@ -106,9 +112,7 @@ func TestTrackedDelivery(t *testing.T) {
 		}
 	})
 	t.Run("expired in the queue", func(t *testing.T) {
-		c := sub("exp", false, 1)
-		c.Disconnect(50)
-		time.Sleep(50 * time.Millisecond)
+		offline(sub("exp", false, 1), "exp")
 		if _, err := s.PublishCommand(ctx, &Message{Topic: "cmd/exp", QoS: 1, MessageExpiry: 1, CommandID: "c6"}); err != nil {
 			t.Fatal(err)
 		}
