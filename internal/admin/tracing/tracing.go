@@ -21,7 +21,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -130,22 +129,23 @@ func (t *Tracer) Run(ctx context.Context) error {
 	return nil
 }
 
-// traceID derives a message's trace id; it is never all zero.
+// traceID derives a message's trace id: FNV-1a over the client id and
+// topic, mixed with the receive time. It allocates nothing (it runs for
+// every message while tracing is on) and is never all zero.
 func traceID(clientID, topic string, received time.Time) [16]byte {
-	h := fnv.New128a()
-	h.Write([]byte(clientID))
-	h.Write([]byte{0})
-	h.Write([]byte(topic))
-	var ts [9]byte
-	binary.BigEndian.PutUint64(ts[1:], uint64(received.UnixNano()))
-	h.Write(ts[:])
-	var sum [16]byte
-	h.Sum(sum[:0])
-	// FNV's low bits barely move with the input's last bytes (the receive
-	// time): mix both halves so the sampling decision is uniform.
-	hi, lo := binary.BigEndian.Uint64(sum[:8]), binary.BigEndian.Uint64(sum[8:])
-	lo = fmix64(lo ^ fmix64(hi))
-	hi = fmix64(hi ^ lo)
+	const offset, prime = 14695981039346656037, 1099511628211
+	h := uint64(offset)
+	for i := 0; i < len(clientID); i++ {
+		h = (h ^ uint64(clientID[i])) * prime
+	}
+	h = (h ^ 0xff) * prime // separator: ("ab","c") differs from ("a","bc")
+	for i := 0; i < len(topic); i++ {
+		h = (h ^ uint64(topic[i])) * prime
+	}
+	// FNV's bits barely move with the last input bytes: mix, so that the
+	// sampling decision (on the low half) is uniform.
+	lo := fmix64(h ^ fmix64(uint64(received.UnixNano())))
+	hi := fmix64(lo ^ h ^ 0x9e3779b97f4a7c15)
 	var id [16]byte
 	binary.BigEndian.PutUint64(id[:8], hi|1<<63)
 	binary.BigEndian.PutUint64(id[8:], lo)

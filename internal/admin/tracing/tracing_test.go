@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -293,5 +294,35 @@ func TestExporterDrops(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(tr.exp.dropped.WithLabelValues("export_failed")); got != queueSpans {
 		t.Errorf("export_failed drops %v, want %d", got, queueSpans)
+	}
+}
+
+// nopConsumer acks at once.
+type nopConsumer struct{}
+
+func (nopConsumer) Deliver(_ context.Context, _ *broker.Message, ack func(error)) { ack(nil) }
+
+// BenchmarkConsumer is the tracing cost per message on the Deliver path,
+// sampled and not (spans go to the queue; no exporter runs).
+func BenchmarkConsumer(b *testing.B) {
+	for _, ratio := range []float64{0.01, 1} {
+		b.Run(fmt.Sprint("ratio=", ratio), func(b *testing.B) {
+			tr, err := New(Config{Endpoint: "http://127.0.0.1:1", SampleRatio: ratio}, Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			c := tr.Consumer(nopConsumer{})
+			m := &broker.Message{Topic: "plant/line1/press7/temp", ClientID: "press-7", Payload: []byte(`{"t":1}`)}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				m.ReceivedAt = time.Unix(0, int64(i))
+				c.Deliver(context.Background(), m, func(error) {})
+				if i%queueSpans == 0 {
+					for len(tr.exp.queue) > 0 {
+						<-tr.exp.queue
+					}
+				}
+			}
+		})
 	}
 }
