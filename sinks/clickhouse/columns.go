@@ -1,6 +1,7 @@
 package clickhouse
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -19,6 +20,8 @@ type builder interface {
 	// add appends v, or returns why it does not fit (nothing is
 	// appended then).
 	add(v *value, e *encoder) error
+	// addToken is add of the raw JSON text of a field (nil: missing).
+	addToken(tok []byte, e *encoder) error
 	// len is the number of rows appended.
 	len() int
 	// truncate drops the rows from n on.
@@ -36,11 +39,32 @@ var (
 
 // scalar builds a column of T, or of *T when nullable.
 type scalar[T any] struct {
-	conv     func(v *value, e *encoder) (T, error)
+	conv func(v *value, e *encoder) (T, error)
+	// fast, when set, converts the JSON text of the common forms of
+	// a value (a short decimal, an unescaped string, an RFC 3339 time)
+	// directly; it reports false for anything else, which conv then
+	// converts or explains.
+	fast     func(tok []byte) (T, bool)
 	nullable bool
 	vals     []T
 	nulls    []bool
 	ptrs     []*T
+}
+
+func (b *scalar[T]) addToken(tok []byte, e *encoder) error {
+	if b.fast != nil && len(tok) > 0 {
+		if x, ok := b.fast(tok); ok {
+			b.vals = append(b.vals, x)
+			if b.nullable {
+				b.nulls = append(b.nulls, false)
+			}
+			return nil
+		}
+	}
+	if err := parseToken(tok, &e.val, &e.scratch); err != nil {
+		return err
+	}
+	return b.add(&e.val, e)
 }
 
 func (b *scalar[T]) add(v *value, e *encoder) error {
@@ -138,6 +162,13 @@ func (b *array[T]) add(v *value, e *encoder) error {
 	return nil
 }
 
+func (b *array[T]) addToken(tok []byte, e *encoder) error {
+	if err := parseToken(tok, &e.val, &e.scratch); err != nil {
+		return err
+	}
+	return b.add(&e.val, e)
+}
+
 func (b *array[T]) len() int             { return len(b.vals) }
 func (b *array[T]) truncate(n int)       { b.vals = b.vals[:n] }
 func (b *array[T]) slice(lo, hi int) any { return b.vals[lo:hi] }
@@ -155,10 +186,15 @@ func newBuilder(t *colType) builder {
 }
 
 func make1[T any](conv func(*value, *encoder) (T, error), arr, nullable bool) builder {
+	return make2(conv, nil, arr, nullable)
+}
+
+// make2 is make1 with a fast path for the common JSON forms.
+func make2[T any](conv func(*value, *encoder) (T, error), fast func([]byte) (T, bool), arr, nullable bool) builder {
 	if arr {
 		return &array[T]{conv: conv}
 	}
-	return &scalar[T]{conv: conv, nullable: nullable}
+	return &scalar[T]{conv: conv, fast: fast, nullable: nullable}
 }
 
 func intConv[T int8 | int16 | int32 | int64 | uint8 | uint16 | uint32](lo, hi int64, name string) func(*value, *encoder) (T, error) {
@@ -168,45 +204,173 @@ func intConv[T int8 | int16 | int32 | int64 | uint8 | uint16 | uint32](lo, hi in
 	}
 }
 
+// intFast converts up to 18 plain digits, with an optional minus, within
+// [lo, hi].
+func intFast[T int8 | int16 | int32 | int64 | uint8 | uint16 | uint32 | uint64](lo, hi int64) func([]byte) (T, bool) {
+	return func(tok []byte) (T, bool) {
+		i, neg := 0, tok[0] == '-'
+		if neg {
+			i = 1
+		}
+		if len(tok)-i == 0 || len(tok)-i > 18 {
+			return 0, false
+		}
+		var n int64
+		for ; i < len(tok); i++ {
+			d := tok[i] - '0'
+			if d > 9 {
+				return 0, false
+			}
+			n = n*10 + int64(d)
+		}
+		if neg {
+			n = -n
+		}
+		if n < lo || n > hi {
+			return 0, false
+		}
+		return T(n), true
+	}
+}
+
+func floatFast[T float32 | float64](tok []byte) (T, bool) {
+	f, ok := parseShortFloat(tok) // at most 15 digits: within Float32's range too
+	return T(f), ok
+}
+
+// stringFast takes an unescaped JSON string as it is: its bytes are the
+// record's, which outlives the insert.
+func stringFast(tok []byte) (string, bool) {
+	if tok[0] != '"' || bytes.IndexByte(tok, '\\') >= 0 {
+		return "", false
+	}
+	return bstr(tok[1 : len(tok)-1]), true
+}
+
+func boolFast(tok []byte) (bool, bool) {
+	switch tok[0] {
+	case 't':
+		return true, true
+	case 'f':
+		return false, true
+	}
+	return false, false
+}
+
+// timeFast reads a time text (an RFC 3339 string, mostly) within
+// [lo, hi]. Consecutive rows mostly share a date: the Unix time of the
+// last date read is kept, so that for a UTC time ("...T12:00:00.042Z")
+// of the same date only the clock is parsed.
+func timeFast(t *colType, lo, hi time.Time) func([]byte) (time.Time, bool) {
+	loc := t.loc
+	var (
+		day     [10]byte // the date of dayUnix, "YYYY-MM-DD"
+		dayUnix int64
+		haveDay bool
+	)
+	return func(tok []byte) (time.Time, bool) {
+		if len(tok) < 2 || tok[0] != '"' {
+			return time.Time{}, false
+		}
+		b := tok[1 : len(tok)-1]
+		if haveDay && len(b) >= 20 && b[len(b)-1] == 'Z' && [10]byte(b[:10]) == day {
+			if secs, nsec, ok := clockUTC(b); ok {
+				x := time.Unix(dayUnix+secs, nsec)
+				if x.Before(lo) || x.After(hi) {
+					return time.Time{}, false
+				}
+				return x, true
+			}
+		}
+		x, ok := parseTimeText(b, loc)
+		if !ok || x.Before(lo) || x.After(hi) {
+			return time.Time{}, false
+		}
+		if len(b) >= 20 && b[len(b)-1] == 'Z' {
+			if secs, _, ok := clockUTC(b); ok {
+				day, dayUnix, haveDay = [10]byte(b[:10]), x.Unix()-secs, true
+			}
+		}
+		return x, true
+	}
+}
+
+// clockUTC reads the clock of "YYYY-MM-DDThh:mm:ss[.f]Z": the seconds
+// since midnight and the nanoseconds.
+func clockUTC(b []byte) (secs, nsec int64, ok bool) {
+	if b[10] != 'T' || b[13] != ':' || b[16] != ':' {
+		return 0, 0, false
+	}
+	var d [6]byte
+	for i, p := range [6]int{11, 12, 14, 15, 17, 18} {
+		if d[i] = b[p] - '0'; d[i] > 9 {
+			return 0, 0, false
+		}
+	}
+	h, m, sec := int64(d[0])*10+int64(d[1]), int64(d[2])*10+int64(d[3]), int64(d[4])*10+int64(d[5])
+	if h > 23 || m > 59 || sec > 59 {
+		return 0, 0, false
+	}
+	i, end := 19, len(b)-1 // end: the Z
+	if i < end {
+		if b[i] != '.' || end-i-1 < 1 || end-i-1 > 9 {
+			return 0, 0, false
+		}
+		digits := 0
+		for i++; i < end; i++ {
+			c := b[i] - '0'
+			if c > 9 {
+				return 0, 0, false
+			}
+			nsec = nsec*10 + int64(c)
+			digits++
+		}
+		for ; digits < 9; digits++ {
+			nsec *= 10
+		}
+	}
+	return h*3600 + m*60 + sec, nsec, true
+}
+
 func build(t *colType, arr bool) builder {
 	n := t.nullable
 	switch t.kind {
 	case kInt8:
-		return make1(intConv[int8](math.MinInt8, math.MaxInt8, "Int8"), arr, n)
+		return make2(intConv[int8](math.MinInt8, math.MaxInt8, "Int8"), intFast[int8](math.MinInt8, math.MaxInt8), arr, n)
 	case kInt16:
-		return make1(intConv[int16](math.MinInt16, math.MaxInt16, "Int16"), arr, n)
+		return make2(intConv[int16](math.MinInt16, math.MaxInt16, "Int16"), intFast[int16](math.MinInt16, math.MaxInt16), arr, n)
 	case kInt32:
-		return make1(intConv[int32](math.MinInt32, math.MaxInt32, "Int32"), arr, n)
+		return make2(intConv[int32](math.MinInt32, math.MaxInt32, "Int32"), intFast[int32](math.MinInt32, math.MaxInt32), arr, n)
 	case kInt64:
-		return make1(intConv[int64](math.MinInt64, math.MaxInt64, "Int64"), arr, n)
+		return make2(intConv[int64](math.MinInt64, math.MaxInt64, "Int64"), intFast[int64](math.MinInt64, math.MaxInt64), arr, n)
 	case kUInt8:
-		return make1(intConv[uint8](0, math.MaxUint8, "UInt8"), arr, n)
+		return make2(intConv[uint8](0, math.MaxUint8, "UInt8"), intFast[uint8](0, math.MaxUint8), arr, n)
 	case kUInt16:
-		return make1(intConv[uint16](0, math.MaxUint16, "UInt16"), arr, n)
+		return make2(intConv[uint16](0, math.MaxUint16, "UInt16"), intFast[uint16](0, math.MaxUint16), arr, n)
 	case kUInt32:
-		return make1(intConv[uint32](0, math.MaxUint32, "UInt32"), arr, n)
+		return make2(intConv[uint32](0, math.MaxUint32, "UInt32"), intFast[uint32](0, math.MaxUint32), arr, n)
 	case kUInt64:
-		return make1(func(v *value, _ *encoder) (uint64, error) { return toUint64(v) }, arr, n)
+		return make2(func(v *value, _ *encoder) (uint64, error) { return toUint64(v) }, intFast[uint64](0, math.MaxInt64), arr, n)
 	case kFloat32:
-		return make1(func(v *value, _ *encoder) (float32, error) {
+		return make2(func(v *value, _ *encoder) (float32, error) {
 			f, err := toFloat(v, 32)
 			return float32(f), err
-		}, arr, n)
+		}, floatFast[float32], arr, n)
 	case kFloat64:
-		return make1(func(v *value, _ *encoder) (float64, error) { return toFloat(v, 64) }, arr, n)
+		return make2(func(v *value, _ *encoder) (float64, error) { return toFloat(v, 64) }, floatFast[float64], arr, n)
 	case kBool:
-		return make1(func(v *value, _ *encoder) (bool, error) { return toBool(v) }, arr, n)
+		return make2(func(v *value, _ *encoder) (bool, error) { return toBool(v) }, boolFast, arr, n)
 	case kString:
-		return make1(func(v *value, e *encoder) (string, error) { return e.text(v), nil }, arr, n)
+		return make2(func(v *value, e *encoder) (string, error) { return e.text(v), nil }, stringFast, arr, n)
 	case kFixedString:
 		size := t.size
 		return make1(func(v *value, e *encoder) (string, error) { return e.fixed(v, size) }, arr, n)
 	case kDate:
-		return make1(timeConv(t, time.Unix(0, 0).UTC(), maxDate), arr, n)
+		return make2(timeConv(t, time.Unix(0, 0).UTC(), maxDate), timeFast(t, time.Unix(0, 0).UTC(), maxDate), arr, n)
 	case kDateTime:
-		return make1(timeConv(t, time.Unix(0, 0).UTC(), maxDateTime), arr, n)
+		return make2(timeConv(t, time.Unix(0, 0).UTC(), maxDateTime), timeFast(t, time.Unix(0, 0).UTC(), maxDateTime), arr, n)
 	case kDateTime64:
-		return make1(timeConv(t, minDateTime64, maxDateTime64), arr, n)
+		return make2(timeConv(t, minDateTime64, maxDateTime64), timeFast(t, minDateTime64, maxDateTime64), arr, n)
 	case kUUID:
 		return make1(func(v *value, _ *encoder) (uuid.UUID, error) {
 			if v.kind != valString {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
 	"slices"
 	"strings"
@@ -83,35 +84,49 @@ func clip(b []byte) []byte {
 // names the slot its value fills and the nested keys below it.
 type fieldNode struct {
 	slot int // -1 when only nested keys are read
-	// keys and children are parallel, keys in byte order: rules encode
-	// objects with sorted keys, so the scanner predicts each key to be
-	// the one after the last it matched and checks that with one compare.
-	// Objects have few keys: a linear search serves the other cases.
-	keys     []string
-	children []*fieldNode
-	// plain[i] says keys[i] holds no quote or backslash, so its raw text
-	// in a document is the key itself.
-	plain []bool
+	// kids are in key byte order: rules encode objects with sorted keys,
+	// so the scanner predicts each key to be the one after the last it
+	// matched and checks that with one compare. Objects have few keys:
+	// a linear search serves the other cases.
+	kids []fieldKid
+}
+
+// fieldKid is one key of a fieldNode.
+type fieldKid struct {
+	key  string
+	node *fieldNode
+	// quoted is the key in quotes and pat its first 8 bytes (or fewer,
+	// masked by mask) as a little-endian word: the predicted key is
+	// checked with one compare (two for keys over 6 bytes).
+	quoted    string
+	pat, mask uint64
+	// plain says the key holds no quote or backslash, so its raw text in
+	// a document is the key itself.
+	plain bool
 }
 
 func (n *fieldNode) add(path []string, slot int) {
 	for _, key := range path {
 		i := n.index(unsafe.Slice(unsafe.StringData(key), len(key)))
 		if i < 0 {
-			i, _ = slices.BinarySearch(n.keys, key)
-			n.keys = slices.Insert(n.keys, i, key)
-			n.children = slices.Insert(n.children, i, &fieldNode{slot: -1})
-			n.plain = slices.Insert(n.plain, i, !strings.ContainsAny(key, "\\\""))
+			i, _ = slices.BinarySearchFunc(n.kids, key, func(k fieldKid, key string) int { return strings.Compare(k.key, key) })
+			q := `"` + key + `"`
+			kid := fieldKid{key: key, node: &fieldNode{slot: -1}, quoted: q, plain: !strings.ContainsAny(key, "\\\"")}
+			for j := 0; j < len(q) && j < 8; j++ {
+				kid.pat |= uint64(q[j]) << (8 * j)
+				kid.mask |= 0xff << (8 * j)
+			}
+			n.kids = slices.Insert(n.kids, i, kid)
 		}
-		n = n.children[i]
+		n = n.kids[i].node
 	}
 	n.slot = slot
 }
 
-// index returns the position of key in n.keys, or -1.
+// index returns the position of key in n.kids, or -1.
 func (n *fieldNode) index(key []byte) int {
-	for i, k := range n.keys {
-		if len(k) == len(key) && k == string(key) {
+	for i := range n.kids {
+		if k := n.kids[i].key; len(k) == len(key) && k == string(key) {
 			return i
 		}
 	}
@@ -147,8 +162,24 @@ func (s *scanner) wsSlow() {
 	}
 }
 
+// span is the raw text of a field's value in the record, data[lo:hi];
+// hi is 0 when the field is absent. Offsets, not slices: filling a slot
+// stores no pointer (no GC write barrier per field).
+type span struct{ lo, hi int32 }
+
+// text returns the span's bytes in data, nil when the field is absent.
+func (sp span) text(data []byte) []byte {
+	if sp.hi == 0 {
+		return nil
+	}
+	return data[sp.lo:sp.hi]
+}
+
 // scan fills slots from the object in data.
-func (s *scanner) scan(data []byte, root *fieldNode, slots [][]byte) error {
+func (s *scanner) scan(data []byte, root *fieldNode, slots []span) error {
+	if len(data) > math.MaxInt32 {
+		return fmt.Errorf("%w: %d bytes", errNotObject, len(data))
+	}
 	s.data, s.pos = data, 0
 	s.ws()
 	if s.pos >= len(s.data) || s.data[s.pos] != '{' {
@@ -164,67 +195,119 @@ func (s *scanner) scan(data []byte, root *fieldNode, slots [][]byte) error {
 	return nil
 }
 
+// wsAt returns the offset of the first byte at or after i that is not
+// JSON whitespace.
+func wsAt(d []byte, i int) int {
+	if i < len(d) && d[i] > ' ' {
+		return i // compact JSON, the common case: no call
+	}
+	return wsSlowAt(d, i)
+}
+
+func wsSlowAt(d []byte, i int) int {
+	for i < len(d) && (d[i] == ' ' || d[i] == '\t' || d[i] == '\n' || d[i] == '\r') {
+		i++
+	}
+	return i
+}
+
 // object reads the object at pos ('{'), filling the slots of node's
-// children.
-func (s *scanner) object(node *fieldNode, slots [][]byte) error {
-	s.pos++ // '{'
-	s.ws()
-	if s.pos < len(s.data) && s.data[s.pos] == '}' {
-		s.pos++
+// children. The offset lives in a local while it runs (s.pos only
+// around the calls that take it), and compact JSON with the predicted
+// keys takes the straight path.
+func (s *scanner) object(node *fieldNode, slots []span) error {
+	d := s.data
+	i := wsAt(d, s.pos+1) // past '{'
+	if i < len(d) && d[i] == '}' {
+		s.pos = i + 1
 		return nil
 	}
-	next := 0 // the key expected next, in node.keys
+	next := 0 // the key expected next, in node.kids
 	for {
-		s.ws()
-		if s.pos >= len(s.data) || s.data[s.pos] != '"' {
+		i = wsAt(d, i)
+		if i >= len(d) || d[i] != '"' {
+			s.pos = i
 			return s.syntax("want a key")
 		}
 		var child *fieldNode
-		if k := s.predicted(node, next); k >= 0 {
-			child, next = node.children[k], k+1
+		if end := predicted(d, i, node, next); end > 0 {
+			child, i = node.kids[next].node, end
+			next++
 		} else {
-			start := s.pos
-			end, escaped, err := s.stringEnd()
-			if err != nil {
-				return err
+			end, escaped, ok := stringEnd(d, i)
+			if !ok {
+				s.pos = len(d)
+				return s.syntax("unterminated string")
 			}
-			key := s.data[start+1 : end-1]
+			key := d[i+1 : end-1]
 			if escaped {
+				var err error
 				if s.key, err = unescape(s.key[:0], key); err != nil {
 					return err
 				}
 				key = s.key
 			}
-			if i := node.index(key); i >= 0 {
-				child, next = node.children[i], i+1
+			if k := node.index(key); k >= 0 {
+				child, next = node.kids[k].node, k+1
+			}
+			i = end
+		}
+		if i >= len(d) || d[i] != ':' {
+			if i = wsAt(d, i); i >= len(d) || d[i] != ':' {
+				s.pos = i
+				return s.syntax("want ':'")
 			}
 		}
-		s.ws()
-		if s.pos >= len(s.data) || s.data[s.pos] != ':' {
-			return s.syntax("want ':'")
+		i = wsAt(d, i+1)
+		vstart := i
+		if i >= len(d) {
+			s.pos = i
+			return s.syntax("want a value")
 		}
-		s.pos++
-		s.ws()
-		vstart := s.pos
-		if child != nil && child.children != nil && s.pos < len(s.data) && s.data[s.pos] == '{' {
+		switch c := d[i]; {
+		case c == '"':
+			end, _, ok := stringEnd(d, i)
+			if !ok {
+				s.pos = len(d)
+				return s.syntax("unterminated string")
+			}
+			i = end
+		case c == '-' || (c >= '0' && c <= '9'):
+			for i++; i < len(d); i++ {
+				if c := d[i]; (c < '0' || c > '9') && c != '.' && c != 'e' && c != 'E' && c != '-' && c != '+' {
+					break
+				}
+			}
+		case c == '{' && child != nil && child.kids != nil:
+			s.pos = i
 			if err := s.object(child, slots); err != nil {
 				return err
 			}
-		} else if err := s.skip(); err != nil {
-			return err
+			i = s.pos
+		default:
+			s.pos = i
+			if err := s.skip(); err != nil {
+				return err
+			}
+			i = s.pos
 		}
 		if child != nil && child.slot >= 0 {
-			slots[child.slot] = s.data[vstart:s.pos]
+			slots[child.slot] = span{int32(vstart), int32(i)}
 		}
-		s.ws()
-		if s.pos >= len(s.data) {
+		if i < len(d) && d[i] == ',' {
+			i++
+			continue
+		}
+		i = wsAt(d, i)
+		s.pos = i
+		if i >= len(d) {
 			return s.syntax("unterminated object")
 		}
-		switch s.data[s.pos] {
+		switch d[i] {
 		case ',':
-			s.pos++
+			i++
 		case '}':
-			s.pos++
+			s.pos = i + 1
 			return nil
 		default:
 			return s.syntax("want ',' or '}'")
@@ -232,19 +315,25 @@ func (s *scanner) object(node *fieldNode, slots [][]byte) error {
 	}
 }
 
-// predicted checks whether the key at pos (its opening quote) is
-// node.keys[next] and moves past it if so; it returns next, or -1.
-func (s *scanner) predicted(node *fieldNode, next int) int {
-	if next >= len(node.keys) || !node.plain[next] {
-		return -1
+// predicted checks whether the key at i (its opening quote) in d is
+// node.kids[next]; it returns the offset after the key, or 0.
+func predicted(d []byte, i int, node *fieldNode, next int) int {
+	if next >= len(node.kids) {
+		return 0
 	}
-	k := node.keys[next]
-	p := s.pos + 1
-	if p+len(k) >= len(s.data) || s.data[p+len(k)] != '"' || string(s.data[p:p+len(k)]) != k {
-		return -1
+	k := &node.kids[next]
+	end := i + len(k.quoted)
+	if !k.plain || end > len(d) {
+		return 0
 	}
-	s.pos = p + len(k) + 1
-	return next
+	if i+8 <= len(d) {
+		if binary.LittleEndian.Uint64(d[i:])&k.mask != k.pat || (len(k.quoted) > 8 && string(d[i+8:end]) != k.quoted[8:]) {
+			return 0
+		}
+	} else if string(d[i:end]) != k.quoted {
+		return 0
+	}
+	return end
 }
 
 func (s *scanner) syntax(msg string) error {
@@ -254,8 +343,20 @@ func (s *scanner) syntax(msg string) error {
 // stringEnd moves past the string at pos and returns the offset after
 // its closing quote and whether it holds escapes.
 func (s *scanner) stringEnd() (end int, escaped bool, err error) {
-	d := s.data
-	i := s.pos + 1
+	end, escaped, ok := stringEnd(s.data, s.pos)
+	if !ok {
+		s.pos = len(s.data)
+		return 0, false, s.syntax("unterminated string")
+	}
+	s.pos = end
+	return end, escaped, nil
+}
+
+// stringEnd returns the offset after the closing quote of the string
+// whose opening quote is at d[i], and whether it holds escapes; ok is
+// false when it is not terminated.
+func stringEnd(d []byte, i int) (end int, escaped, ok bool) {
+	i++
 	for {
 		// Eight bytes at a time to the next quote or backslash.
 		for i+8 <= len(d) {
@@ -270,11 +371,10 @@ func (s *scanner) stringEnd() (end int, escaped bool, err error) {
 			i++
 		}
 		if i >= len(d) {
-			return 0, false, s.syntax("unterminated string")
+			return 0, false, false
 		}
 		if d[i] == '"' {
-			s.pos = i + 1
-			return s.pos, escaped, nil
+			return i + 1, escaped, true
 		}
 		escaped = true
 		i += 2 // the backslash and the byte it escapes, a quote included

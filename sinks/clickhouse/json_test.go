@@ -44,9 +44,10 @@ func TestScan(t *testing.T) {
 	root := fields(paths...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			slots := make([][]byte, len(paths))
+			slots := make([]span, len(paths))
 			var s scanner
-			err := s.scan([]byte(tt.in), root, slots)
+			in := []byte(tt.in)
+			err := s.scan(in, root, slots)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("scan = %v, want error containing %q", err, tt.wantErr)
@@ -57,8 +58,8 @@ func TestScan(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i, w := range tt.want {
-				if string(slots[i]) != w {
-					t.Errorf("slot %s = %q, want %q", paths[i], slots[i], w)
+				if got := slots[i].text(in); string(got) != w {
+					t.Errorf("slot %s = %q, want %q", paths[i], got, w)
 				}
 			}
 		})
@@ -94,7 +95,7 @@ func FuzzScan(f *testing.F) {
 	}
 	root := fields("a", "b.c", "b")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		slots := make([][]byte, 3)
+		slots := make([]span, 3)
 		var s scanner
 		err := s.scan(data, root, slots)
 		var obj map[string]any
@@ -104,7 +105,8 @@ func FuzzScan(f *testing.F) {
 		if err != nil {
 			t.Fatalf("scan(%q) = %v for a valid object", data, err)
 		}
-		check := func(slot []byte, want any, present bool) {
+		check := func(sp span, want any, present bool) {
+			slot := sp.text(data)
 			if !present {
 				if slot != nil {
 					t.Fatalf("scan(%q) found %q for an absent field", data, slot)

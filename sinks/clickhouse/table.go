@@ -158,7 +158,7 @@ func quoteIdent(s string) string {
 type encoder struct {
 	t        *table
 	builders []builder
-	slots    [][]byte
+	slots    []span
 	scan     scanner
 	val      value
 	scratch  []byte
@@ -179,7 +179,7 @@ func (t *table) encoder() *encoder {
 		return e
 	}
 	t.mu.Unlock()
-	e := &encoder{t: t, builders: make([]builder, len(t.cols)), slots: make([][]byte, t.nslots), chunk: -1}
+	e := &encoder{t: t, builders: make([]builder, len(t.cols)), slots: make([]span, t.nslots), chunk: -1}
 	for i := range t.cols {
 		e.builders[i] = newBuilder(t.cols[i].typ)
 	}
@@ -217,14 +217,14 @@ func (e *encoder) add(r *sinks.Record) error {
 	}
 	for i := range t.cols {
 		c := &t.cols[i]
+		var err error
 		if c.src.kind == srcField {
-			if err := parseToken(e.slots[c.slot], &e.val, &e.scratch); err != nil {
-				return e.fail(i, c, err)
-			}
+			err = e.builders[i].addToken(e.slots[c.slot].text(r.Value), e)
 		} else {
 			c.src.meta(r, &e.val)
+			err = e.builders[i].add(&e.val, e)
 		}
-		if err := e.builders[i].add(&e.val, e); err != nil {
+		if err != nil {
 			return e.fail(i, c, err)
 		}
 	}
