@@ -1,43 +1,88 @@
 package spool
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"runtime"
 	"time"
 )
 
+// overlapBytes is how many framed bytes must be queued while an fdatasync
+// runs before the committer writes them into the next batch (instead of
+// waiting for the sync to return): large batches then reach the page cache
+// while the disk is busy, and small ones cost no extra wake-up or write.
+const overlapBytes = 64 << 10
+
 // writer is the committer goroutine's state: it owns the active segment
 // file and turns queued appends into batches, each made durable by one
-// fsync (group commit).
+// fdatasync (group commit). The fdatasync runs on a second goroutine (the
+// syncer) so the committer can write the next batch meanwhile; a batch is
+// published (head moves, done callbacks run) only after the fdatasync that
+// started after its last write returned.
 type writer struct {
 	s     *Spool
 	f     *os.File // active segment, opened for appending
 	seg   *segment // the active segment's shared descriptor
-	size  int64    // bytes written to f, including the unpublished batch
+	size  int64    // bytes written to f, including unpublished batches
 	buf   []byte   // framed records not yet written to f
-	batch []pending
 	spare []pending
 
-	batchFrame int64 // framed bytes of batch
+	// cur holds records written to f that no running fdatasync covers;
+	// syncing, while inSync, the records the running one covers: every
+	// byte up to syncSize, which f held when the sync was started.
+	cur, syncing        []pending
+	curFrame, syncFrame int64
+	syncSize            int64
+	inSync              bool
+
+	syncReq chan *os.File   // committer → syncer, one request at a time
+	syncRes chan syncResult // syncer → committer
+	synced  chan struct{}   // closed when the syncer has exited
+}
+
+// syncResult is what the syncer reports for one fdatasync.
+type syncResult struct {
+	err  error
+	took time.Duration
+}
+
+func newWriter(s *Spool, f *os.File, seg *segment) *writer {
+	return &writer{
+		s: s, f: f, seg: seg, size: seg.bytes,
+		syncReq: make(chan *os.File, 1),
+		syncRes: make(chan syncResult, 1),
+		synced:  make(chan struct{}),
+	}
 }
 
 // run is the committer loop. It exits when the spool is closing and the
-// queue is empty (or aborted).
+// queue is empty (or aborted) and no batch is unpublished.
 func (w *writer) run() {
 	s := w.s
 	defer s.committer.Done()
-	defer func() { _ = w.f.Close() }()
+	go w.syncLoop()
+	defer func() {
+		close(w.syncReq)
+		<-w.synced
+		_ = w.f.Close()
+	}()
 	for {
 		if s.abort.Load() {
+			if err := w.drain(); err != nil {
+				w.fail(err)
+			}
 			w.failQueue(ErrClosed)
 			return
 		}
+		if w.inSync {
+			w.overlap()
+			continue
+		}
 		s.mu.Lock()
-		if len(s.queue) == 0 {
+		queued := len(s.queue) > 0
+		if !queued && len(w.cur) == 0 {
 			closing := s.closing
+			s.wakeAt = 1
 			s.mu.Unlock()
 			if closing {
 				return
@@ -46,26 +91,40 @@ func (w *writer) run() {
 			continue
 		}
 		s.mu.Unlock()
-		// Yield once so appenders woken by the previous commit can queue
-		// their next record and join this batch: measured, it doubles the
-		// records per fsync with tens of concurrent appenders.
-		runtime.Gosched()
-		if err := w.commitBatch(); err != nil {
-			w.fail(err)
+		if queued {
+			// Yield once so appenders woken by the previous commit can
+			// queue their next record and join this batch: measured, it
+			// doubles the records per fsync with tens of appenders.
+			runtime.Gosched()
+			if err := w.fill(); err != nil {
+				w.fail(err)
+				continue
+			}
 		}
+		w.startSync()
 	}
 }
 
-// commitBatch forms one batch: it writes queued records until it finds the
-// queue empty, the batch reaches CommitBytes, or CommitInterval has passed,
-// then fsyncs once and publishes the batch.
-func (w *writer) commitBatch() error {
+// syncLoop is the syncer goroutine: it fdatasyncs the files the committer
+// asks for, one at a time, and reports each result.
+func (w *writer) syncLoop() {
+	defer close(w.synced)
+	for f := range w.syncReq {
+		t0 := time.Now()
+		err := w.s.opts.syncFile(f)
+		w.syncRes <- syncResult{err: err, took: time.Since(t0)}
+	}
+}
+
+// fill writes queued records into the next batch until it finds the queue
+// empty, the batch reaches CommitBytes, or CommitInterval has passed.
+func (w *writer) fill() error {
 	s := w.s
 	start := time.Now()
-	for {
+	for w.curFrame < int64(s.opts.CommitBytes) && !s.abort.Load() {
 		items := w.take()
 		if len(items) == 0 {
-			break
+			return nil
 		}
 		err := w.writeItems(items)
 		clear(items)
@@ -73,12 +132,49 @@ func (w *writer) commitBatch() error {
 		if err != nil {
 			return err
 		}
-		if w.batchFrame >= int64(s.opts.CommitBytes) ||
-			time.Since(start) >= s.opts.CommitInterval || s.abort.Load() {
-			break
+		if time.Since(start) >= s.opts.CommitInterval {
+			return nil
 		}
 	}
-	return w.flush()
+	return nil
+}
+
+// overlap runs while an fdatasync is in progress: it writes what is queued
+// meanwhile into the next batch, overlapBytes at a time and up to
+// CommitBytes, until the sync returns; then it publishes the synced batch.
+func (w *writer) overlap() {
+	s := w.s
+	limit := int64(s.opts.CommitBytes)
+	for w.inSync { // a rollover inside writeItems may have drained it
+		s.mu.Lock()
+		now := w.curFrame < limit && s.queued >= overlapBytes
+		if !now && w.curFrame < limit {
+			s.wakeAt = overlapBytes
+		}
+		s.mu.Unlock()
+		if now {
+			items := w.take()
+			err := w.writeItems(items)
+			clear(items)
+			w.spare = items[:0]
+			if err != nil {
+				w.fail(err)
+				return
+			}
+			continue
+		}
+		select {
+		case r := <-w.syncRes:
+			if err := w.finishSync(r); err != nil {
+				w.fail(err)
+			}
+			return
+		case <-s.wake:
+			if s.abort.Load() {
+				return // run drains
+			}
+		}
+	}
 }
 
 // take moves the whole append queue into the writer's hands.
@@ -87,6 +183,8 @@ func (w *writer) take() []pending {
 	s.mu.Lock()
 	items := s.queue
 	s.queue = w.spare
+	s.queued = 0
+	s.wakeAt = 0
 	w.spare = nil
 	s.mu.Unlock()
 	return items
@@ -101,7 +199,7 @@ func (w *writer) writeItems(items []pending) error {
 		pos := w.size + int64(len(w.buf))
 		if pos+framed > limit && pos > segHeaderSize {
 			if err := w.rollover(); err != nil {
-				w.adopt(items[i:]) // fail() fails the whole unpublished batch
+				w.adopt(items[i:]) // fail() fails every unpublished record
 				return err
 			}
 		}
@@ -117,11 +215,11 @@ func (w *writer) writeItems(items []pending) error {
 	return w.write()
 }
 
-// adopt adds items to the unpublished batch.
+// adopt adds items to the batch no fdatasync covers yet.
 func (w *writer) adopt(items []pending) {
 	for _, it := range items {
-		w.batch = append(w.batch, it)
-		w.batchFrame += int64(len(it.data)) + frameOverhead
+		w.cur = append(w.cur, it)
+		w.curFrame += int64(len(it.data)) + frameOverhead
 	}
 }
 
@@ -130,7 +228,7 @@ func (w *writer) rollover() error {
 	if err := w.write(); err != nil {
 		return err
 	}
-	if err := w.flush(); err != nil {
+	if err := w.drain(); err != nil {
 		return err
 	}
 	return w.roll()
@@ -157,26 +255,55 @@ func (w *writer) write() error {
 	return nil
 }
 
-// flush fsyncs the active segment and publishes the batch: offsets are
-// assigned, readers see the records, and done callbacks run in order.
-func (w *writer) flush() error {
-	if len(w.batch) == 0 {
+// startSync hands the current batch to the syncer. Every record of it is
+// already written to f, so the fdatasync covers it. No sync may be running.
+func (w *writer) startSync() {
+	w.syncing, w.cur = w.cur, w.syncing[:0]
+	w.syncFrame, w.curFrame = w.curFrame, 0
+	w.syncSize = w.size
+	w.inSync = true
+	w.syncReq <- w.f
+}
+
+// finishSync takes the running fdatasync's result and, when it succeeded,
+// publishes the batch it covered. On failure the batch stays in syncing
+// for fail.
+func (w *writer) finishSync(r syncResult) error {
+	w.inSync = false
+	if r.err != nil {
+		return fmt.Errorf("syncing segment: %w", r.err)
+	}
+	w.publish(r.took)
+	return nil
+}
+
+// drain waits for the running fdatasync, then syncs what is written but
+// not covered yet: afterwards every written record is published.
+func (w *writer) drain() error {
+	if w.inSync {
+		if err := w.finishSync(<-w.syncRes); err != nil {
+			return err
+		}
+	}
+	if len(w.cur) == 0 {
 		return nil
 	}
-	t0 := time.Now()
-	if err := w.s.opts.syncFile(w.f); err != nil {
-		return fmt.Errorf("syncing segment: %w", err)
-	}
+	w.startSync()
+	return w.finishSync(<-w.syncRes)
+}
+
+// publish makes the synced batch visible: offsets are assigned, readers see
+// the records, and done callbacks run in order.
+func (w *writer) publish(took time.Duration) {
 	s := w.s
-	took := time.Since(t0)
 	s.mu.Lock()
 	first := s.head
-	n := uint64(len(w.batch))
+	n := uint64(len(w.syncing))
 	s.head += n
 	w.seg.records += n
-	s.diskBytes += w.size - w.seg.bytes
-	w.seg.bytes = w.size
-	s.queueFrame -= w.batchFrame
+	s.diskBytes += w.syncSize - w.seg.bytes
+	w.seg.bytes = w.syncSize
+	s.queueFrame -= w.syncFrame
 	s.counters.fsyncs++
 	s.counters.fsyncTime += took
 	s.counters.batches++
@@ -185,18 +312,17 @@ func (w *writer) flush() error {
 	s.commitCh = make(chan struct{})
 	s.broadcastSpace()
 	s.mu.Unlock()
-	for i, it := range w.batch {
+	for i, it := range w.syncing {
 		if it.done != nil {
 			it.done(first+uint64(i), nil)
 		}
 	}
-	clear(w.batch)
-	w.batch = w.batch[:0]
-	w.batchFrame = 0
-	return nil
+	clear(w.syncing)
+	w.syncing = w.syncing[:0]
+	w.syncFrame = 0
 }
 
-// roll seals the active segment (already fsynced by flush) and starts a new
+// roll seals the active segment (already fsynced by drain) and starts a new
 // one at the current head.
 func (w *writer) roll() error {
 	s := w.s
@@ -220,11 +346,20 @@ func (w *writer) roll() error {
 }
 
 // fail puts the spool in the failed state after a write, fsync or segment
-// creation error: the unpublished batch and everything queued fail, and
-// Append refuses new records until the spool is reopened. After an fsync
-// error the page cache can no longer be trusted, so there is no retry.
+// creation error: every unpublished record and everything queued fail, and
+// Append refuses new records until the spool is reopened. A batch whose
+// running fdatasync still succeeds is published first (it is durable).
+// After an fsync error the page cache can no longer be trusted, so there
+// is no retry.
 func (w *writer) fail(cause error) {
 	s := w.s
+	if w.inSync {
+		if r := <-w.syncRes; r.err == nil {
+			w.inSync = false
+			w.publish(r.took)
+		}
+		w.inSync = false
+	}
 	err := fmt.Errorf("%w: %w", ErrFailed, cause)
 	s.log.Error("spool write failed; refusing further appends", "error", cause)
 	s.mu.Lock()
@@ -241,17 +376,18 @@ func (w *writer) fail(cause error) {
 		w.size = committed
 	}
 	w.buf = w.buf[:0]
-	batch := w.batch
-	w.batch = nil
 	s.mu.Lock()
-	s.queueFrame -= w.batchFrame
+	s.queueFrame -= w.syncFrame + w.curFrame
 	s.mu.Unlock()
-	w.batchFrame = 0
-	for _, it := range batch {
-		if it.done != nil {
-			it.done(0, err)
+	for _, batch := range [][]pending{w.syncing, w.cur} {
+		for _, it := range batch {
+			if it.done != nil {
+				it.done(0, err)
+			}
 		}
 	}
+	w.syncing, w.cur = nil, nil
+	w.syncFrame, w.curFrame = 0, 0
 	w.failQueue(err)
 }
 
@@ -261,6 +397,7 @@ func (w *writer) failQueue(err error) {
 	s.mu.Lock()
 	items := s.queue
 	s.queue = nil
+	s.queued = 0
 	s.queueFrame = 0
 	s.broadcastSpace()
 	s.mu.Unlock()
@@ -268,94 +405,5 @@ func (w *writer) failQueue(err error) {
 		if it.done != nil {
 			it.done(0, err)
 		}
-	}
-}
-
-// makeRoom applies PolicyDropOldest before need more bytes are written:
-// it deletes the oldest sealed segments until the spool fits in MaxBytes,
-// moves every cursor that had not read them past them and reports the loss.
-func (w *writer) makeRoom(need int64) {
-	s := w.s
-	var (
-		removed     []uint64
-		removedSegs []segment
-		drops       []dropEvent
-	)
-	s.mu.Lock()
-	unpublished := w.size - w.seg.bytes
-	for s.diskBytes+unpublished+need > s.opts.MaxBytes && len(s.segs) > 1 {
-		g := s.segs[0]
-		s.segs = s.segs[1:]
-		s.diskBytes -= g.bytes
-		s.counters.deleted++
-		removed = append(removed, g.base)
-		removedSegs = append(removedSegs, *g)
-		newTail := s.segs[0].base
-		for _, c := range s.cursors {
-			if lost := c.jumpTo(newTail); lost > 0 {
-				drops = append(drops, dropEvent{cursor: c.name, records: lost, from: newTail - lost, to: newTail})
-			}
-		}
-	}
-	s.mu.Unlock()
-	if len(removed) == 0 {
-		return
-	}
-	if s.opts.OnDropRecord != nil && len(drops) > 0 {
-		s.reportDroppedRecords(removedSegs, drops)
-	}
-	s.removeSegmentFiles(removed)
-	for _, d := range drops {
-		s.reportDrop(d.cursor, d.records, ReasonSpoolFull, nil)
-	}
-}
-
-// dropEvent is one cursor's loss, reported after locks are released.
-type dropEvent struct {
-	cursor   string
-	records  uint64
-	from, to uint64 // the offsets lost: [from, to)
-}
-
-// reportDroppedRecords hands every record a cursor lost to
-// Options.OnDropRecord, reading the segments before they are deleted, so
-// the caller can account for each one by what it held.
-func (s *Spool) reportDroppedRecords(segs []segment, drops []dropEvent) {
-	for _, g := range segs {
-		f, err := os.Open(segPath(s.dir, g.base))
-		if err != nil {
-			s.log.Error("reading dropped segment", "segment", segName(g.base), "error", err)
-			continue
-		}
-		if _, err := f.Seek(segHeaderSize, io.SeekStart); err != nil {
-			f.Close()
-			s.log.Error("reading dropped segment", "segment", segName(g.base), "error", err)
-			continue
-		}
-		off := g.base
-		_, _, stop := scanValid(f, g.bytes-segHeaderSize, func(data []byte) {
-			for _, d := range drops {
-				if off >= d.from && off < d.to {
-					s.opts.OnDropRecord(d.cursor, off, data, ReasonSpoolFull)
-				}
-			}
-			off++
-		})
-		f.Close()
-		if stop != nil {
-			s.log.Error("reading dropped segment", "segment", segName(g.base), "error", stop)
-		}
-	}
-}
-
-// removeSegmentFiles deletes segment files already taken out of s.segs.
-func (s *Spool) removeSegmentFiles(bases []uint64) {
-	for _, base := range bases {
-		if err := os.Remove(segPath(s.dir, base)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			s.log.Error("removing segment", "segment", segName(base), "error", err)
-		}
-	}
-	if err := syncDir(s.dir); err != nil {
-		s.log.Warn("syncing directory after segment removal", "error", err)
 	}
 }

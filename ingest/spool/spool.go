@@ -53,7 +53,7 @@ type Spool struct {
 	log  *slog.Logger
 	lock *os.File
 
-	wake       chan struct{} // cap 1: wakes the committer
+	wake       chan struct{} // cap 1: wakes the committer (see wakeAt)
 	kick       chan struct{} // cap 1: wakes the maintainer early
 	closedCh   chan struct{} // closed when Close begins
 	abort      atomic.Bool   // Close's context ended: fail what is queued
@@ -69,7 +69,9 @@ type Spool struct {
 	head       uint64     // offset of the next record to commit
 	diskBytes  int64      // committed bytes of all segment files
 	queue      []pending
-	queueFrame int64 // framed bytes queued or in the open batch
+	queued     int64 // framed bytes in queue (not yet taken by the committer)
+	queueFrame int64 // framed bytes queued or written but not yet published
+	wakeAt     int64 // the committer waits for queued >= wakeAt; 0: not waiting
 	closing    bool
 	failed     error
 	spaceCh    chan struct{} // closed and replaced when queue or disk space frees
@@ -138,7 +140,7 @@ func Open(dir string, opts Options) (*Spool, error) {
 	for name, pos := range positions {
 		s.cursors[name] = s.newCursor(name, s.clampPosition(name, pos))
 	}
-	w := &writer{s: s, f: active, seg: last, size: last.bytes}
+	w := newWriter(s, active, last)
 	s.committer.Add(1)
 	go w.run()
 	s.maintainer.Add(1)
@@ -234,10 +236,19 @@ func (s *Spool) AppendWait(ctx context.Context, rec []byte, maxWait time.Duratio
 	}
 	s.queue = append(s.queue, pending{data: rec, done: done})
 	s.queueFrame += framed
+	s.queued += framed
+	// Wake the committer only when it waits for this much: once per batch
+	// when idle, once per overlapBytes while an fdatasync runs.
+	wake := s.wakeAt > 0 && s.queued >= s.wakeAt
+	if wake {
+		s.wakeAt = 0
+	}
 	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	if wake {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
 	}
 	return nil
 }
