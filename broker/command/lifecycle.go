@@ -284,13 +284,14 @@ func (s *Service) sweepLoop(ctx context.Context) {
 
 // purge deletes statuses past their retention.
 func (s *Service) purge(now time.Time) {
+	s.mu.Lock()
+	inMemory := make(map[string]bool, len(s.live))
+	for id := range s.live {
+		inMemory[id] = true
+	}
+	s.mu.Unlock()
 	for {
-		n, err := s.db.purge(now.Add(-s.cfg.Retention), func(id string) bool {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			_, ok := s.live[id]
-			return ok
-		}, 1000)
+		n, err := s.db.purge(now.Add(-s.cfg.Retention), func(id string) bool { return inMemory[id] }, 1000)
 		if err != nil {
 			s.log.Error("purging command statuses", "err", err)
 			return

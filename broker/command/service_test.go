@@ -245,3 +245,26 @@ func TestEventSinkRetry(t *testing.T) {
 		t.Errorf("events %v", evs)
 	}
 }
+
+func TestRetentionPurge(t *testing.T) {
+	h := start(t, t.TempDir(), false, nil, func(c *Config) { c.Retention = time.Millisecond })
+	device(t, h.addr, "pd", true, &msgs{})
+	ctx := context.Background()
+	for _, id := range []string{"p1", "p2"} {
+		if _, err := h.svc.Submit(ctx, Command{ID: id, Device: "pd", QoS: 1, Principal: "plant"}); err != nil {
+			t.Fatal(err)
+		}
+		h.waitState(id, Delivered)
+	}
+	time.Sleep(100 * time.Millisecond) // written and out of memory
+	h.svc.purge(time.Now())
+	for _, id := range []string{"p1", "p2"} {
+		if _, ok, err := h.svc.Get(id); ok || err != nil {
+			t.Errorf("%s still known after its retention (err %v)", id, err)
+		}
+	}
+	// A purged id is new again.
+	if st, err := h.svc.Submit(ctx, Command{ID: "p1", Device: "pd", QoS: 1, Principal: "plant"}); err != nil || st.State == Delivered {
+		t.Errorf("resubmit after purge: %v %v", st.State, err)
+	}
+}
