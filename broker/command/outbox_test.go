@@ -1,0 +1,61 @@
+package command
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+func TestOutboxBounds(t *testing.T) {
+	cases := []struct {
+		name     string
+		max      int
+		maxAge   time.Duration
+		add      int
+		age      time.Duration // of every event
+		wantKept int
+		reason   string
+		dropped  float64
+	}{
+		{"within bound", 10, time.Hour, 5, 0, 5, "outbox_full", 0},
+		{"full drops oldest", 3, time.Hour, 5, 0, 3, "outbox_full", 2},
+		{"too old dropped", 10, time.Minute, 4, 2 * time.Minute, 0, "too_old", 4},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			met, _ := newMetrics(nil)
+			sink := newRecSink()
+			o := newOutbox(OutboxConfig{MaxEvents: c.max, MaxAge: c.maxAge, BatchSize: 100, RetryInitial: time.Millisecond, RetryMax: time.Millisecond},
+				map[string]EventSink{"s": sink}, slog.New(slog.DiscardHandler), met)
+			o.load(nil)
+			for i := range c.add {
+				o.add(Event{ID: "x", State: Accepted, At: time.Now().Add(-c.age)})
+				if i%2 == 1 { // some written between adds, as flushes would
+					evs, _ := o.takeNew()
+					o.markStored(evs)
+				}
+			}
+			evs, _ := o.takeNew()
+			o.markStored(evs)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { o.run(ctx); close(done) }()
+			deadline := time.Now().Add(5 * time.Second)
+			for len(sink.states("x")) < c.wantKept && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+			time.Sleep(20 * time.Millisecond)
+			cancel()
+			<-done
+			if got := len(sink.states("x")); got != c.wantKept {
+				t.Errorf("sink got %d events, want %d", got, c.wantKept)
+			}
+			if got := testutil.ToFloat64(met.eventsDropped.WithLabelValues("s", c.reason)); got != c.dropped {
+				t.Errorf("dropped{%s} = %v, want %v", c.reason, got, c.dropped)
+			}
+		})
+	}
+}
