@@ -182,7 +182,11 @@ func newBuilder(t *colType) builder {
 	if t.kind == kArray {
 		return build(t.elem, true)
 	}
-	return build(t, false)
+	b := build(t, false)
+	if sb, ok := b.(*scalar[string]); ok && t.lowCard {
+		return newLowCard(sb)
+	}
+	return b
 }
 
 func make1[T any](conv func(*value, *encoder) (T, error), arr, nullable bool) builder {
