@@ -17,6 +17,13 @@ import (
 
 func TestMain(m *testing.M) { e2etest.Main(m) }
 
+// packages names the Debian package of each peer program.
+var packages = map[string]string{
+	"mosquitto_sub":     "mosquitto-clients",
+	"mosquitto_pub":     "mosquitto-clients",
+	"clickhouse-client": "clickhouse-client",
+}
+
 // requireProgram returns the path of a peer program, skipping the test
 // when it is missing, or failing it under CI=true.
 func requireProgram(t *testing.T, name string) string {
@@ -26,9 +33,9 @@ func requireProgram(t *testing.T, name string) string {
 		return p
 	}
 	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not installed (CI=true requires it): apt-get install -y mosquitto-clients", name)
+		t.Fatalf("%s is not installed (CI=true requires it): apt-get install -y %s", name, packages[name])
 	}
-	t.Skipf("skipping: %s is not installed (apt-get install -y mosquitto-clients)", name)
+	t.Skipf("skipping: %s is not installed (apt-get install -y %s)", name, packages[name])
 	return ""
 }
 
@@ -55,31 +62,36 @@ func requireInREADME(t *testing.T, path string, snippets ...string) {
 	}
 }
 
-// rewrite replaces each old string of pairs (old, new, old, new, ...) in
-// text, failing unless each occurs exactly once: a config changed under
-// the test fails it instead of silently running something else.
+// rewrite replaces every occurrence of each old string of pairs (old,
+// new, old, new, ...) in text, failing when one does not occur: a config
+// changed under the test fails it instead of silently running something
+// else.
 func rewrite(t *testing.T, name, text string, pairs ...string) string {
 	t.Helper()
 	for i := 0; i+1 < len(pairs); i += 2 {
-		if n := strings.Count(text, pairs[i]); n != 1 {
-			t.Fatalf("%s: %q occurs %d times, want once", name, pairs[i], n)
+		if !strings.Contains(text, pairs[i]) {
+			t.Fatalf("%s: %q does not occur", name, pairs[i])
 		}
-		text = strings.Replace(text, pairs[i], pairs[i+1], 1)
+		text = strings.ReplaceAll(text, pairs[i], pairs[i+1])
 	}
 	return text
 }
 
 // shellWords splits a README command line into words: blanks separate
-// words, single quotes group (the only quoting the READMEs use).
+// words, single and double quotes group (without escapes: the READMEs
+// use none).
 func shellWords(line string) []string {
 	var words []string
 	var cur strings.Builder
-	inWord, quoted := false, false
+	inWord := false
+	var quote rune // the open quote, 0 outside quotes
 	for _, r := range line {
 		switch {
-		case r == '\'':
-			quoted, inWord = !quoted, true
-		case (r == ' ' || r == '\t') && !quoted:
+		case quote == 0 && (r == '\'' || r == '"'):
+			quote, inWord = r, true
+		case r == quote:
+			quote = 0
+		case (r == ' ' || r == '\t') && quote == 0:
 			if inWord {
 				words = append(words, cur.String())
 				cur.Reset()
@@ -97,26 +109,51 @@ func shellWords(line string) []string {
 }
 
 // localCommand turns a README command line into the program and
-// arguments the test runs: "go run ./cmd/sluice" becomes the built
-// binary, and the default ports 1883 (MQTT) and 8088 (admin) become the
-// test's.
+// arguments the test runs (see readmeCommand), with the MQTT port 1883
+// replaced by mqttAddr's.
 func localCommand(t *testing.T, line, sluiceBin, mqttAddr string) (string, []string) {
 	t.Helper()
-	words := shellWords(line)
 	_, port, _ := strings.Cut(mqttAddr, ":")
+	env, bin, args := readmeCommand(t, line, sluiceBin, map[string]string{"1883": port})
+	if len(env) > 0 {
+		t.Fatalf("%q sets environment variables: use readmeCommand", line)
+	}
+	return bin, args
+}
+
+// readmeCommand turns a README command line into what the test runs:
+// leading NAME=value words become environment settings, "go run ./cmd/sluice"
+// becomes sluiceBin and "go run ./PATH" the command PATH of this module
+// (built once), and each README port of ports (a word "1883", or
+// "127.0.0.1:8090" inside a word) becomes the test's. `sluice sim` gets
+// -port last, which overrides its default.
+func readmeCommand(t *testing.T, line, sluiceBin string, ports map[string]string) (env []string, bin string, args []string) {
+	t.Helper()
+	words := shellWords(line)
+	for len(words) > 0 && strings.Contains(words[0], "=") && !strings.HasPrefix(words[0], "-") {
+		env = append(env, words[0])
+		words = words[1:]
+	}
 	for i, w := range words {
-		if w == "1883" {
-			words[i] = port
+		for from, to := range ports {
+			if w == from {
+				w = to
+			}
+			w = strings.ReplaceAll(w, "127.0.0.1:"+from, "127.0.0.1:"+to)
 		}
+		words[i] = w
 	}
-	if len(words) >= 3 && words[0] == "go" && words[1] == "run" && words[2] == "./cmd/sluice" {
-		args := words[3:]
-		if len(args) > 0 && args[0] == "sim" {
-			args = append(args, "-port", port) // -port last: it overrides the default
-		}
-		return sluiceBin, args
+	if len(words) < 3 || words[0] != "go" || words[1] != "run" {
+		return env, words[0], words[1:]
 	}
-	return words[0], words[1:]
+	pkg, args := words[2], words[3:]
+	if pkg != "./cmd/sluice" {
+		return env, e2etest.Binary(t, "github.com/sluicehq/sluice/"+strings.TrimPrefix(pkg, "./")), args
+	}
+	if len(args) > 0 && args[0] == "sim" {
+		args = append(args, "-port", ports["1883"])
+	}
+	return env, sluiceBin, args
 }
 
 // output collects the lines a process prints and lets a test wait for
