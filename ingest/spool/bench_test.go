@@ -64,10 +64,22 @@ func BenchmarkAppendAsync(b *testing.B) {
 	b.ReportMetric(st.AvgBatch, "records/fsync")
 }
 
-// BenchmarkCursorRead measures Next+Ack over committed 200-byte records.
-// Records are prefilled in chunks (timer stopped) so the spool never holds
-// more than one chunk: the cursor acks, retention frees segments.
+// BenchmarkCursorRead measures reading committed 200-byte records and
+// acking each: Next (a copy owned by the caller) and NextBatch (up to 256
+// records aliasing the read buffer). Records are prefilled in chunks
+// (timer stopped) so the spool never holds more than one chunk: the
+// cursor acks, retention frees segments.
 func BenchmarkCursorRead(b *testing.B) {
+	for _, batch := range []int{0, 256} {
+		name := "Next"
+		if batch > 0 {
+			name = fmt.Sprintf("NextBatch=%d", batch)
+		}
+		b.Run(name, func(b *testing.B) { benchCursorRead(b, batch) })
+	}
+}
+
+func benchCursorRead(b *testing.B, batch int) {
 	s := openT(b, b.TempDir(), Options{SegmentBytes: 16 << 20})
 	c, err := s.Cursor("bench")
 	if err != nil {
@@ -77,6 +89,7 @@ func BenchmarkCursorRead(b *testing.B) {
 	var wg sync.WaitGroup
 	ctx := context.Background()
 	done := func(uint64, error) { wg.Done() }
+	var recs []Record
 	b.SetBytes(200)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -92,14 +105,22 @@ func BenchmarkCursorRead(b *testing.B) {
 		}
 		wg.Wait()
 		b.StartTimer()
-		for range n {
-			r, err := c.Next(ctx)
-			if err != nil {
+		for read := 0; read < n; {
+			if batch == 0 {
+				r, err := c.Next(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				recs = append(recs[:0], r)
+			} else if recs, err = c.NextBatch(ctx, recs[:0], min(batch, n-read)); err != nil {
 				b.Fatal(err)
 			}
-			if err := c.Ack(r.Offset); err != nil {
-				b.Fatal(err)
+			for _, r := range recs {
+				if err := c.Ack(r.Offset); err != nil {
+					b.Fatal(err)
+				}
 			}
+			read += len(recs)
 		}
 	}
 }

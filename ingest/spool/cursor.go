@@ -1,11 +1,9 @@
 package spool
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sort"
 	"sync"
@@ -28,12 +26,10 @@ type Cursor struct {
 	s    *Spool
 	name string
 
-	readMu sync.Mutex // serializes Next; guards the reader fields below
-	f      *os.File
-	br     *bufio.Reader
-	slab   []byte // carved into small records' Data (see frameReader)
-	rSeg   uint64 // base of the segment f belongs to
-	rOff   uint64 // offset of the next frame br will decode
+	readMu sync.Mutex // serializes Next and NextBatch; guards the fields below
+	r      segReader
+	slab   []byte   // carved into small records' Data by Next
+	one    []Record // Next's batch of one
 
 	mu        sync.Mutex
 	base      uint64 // lowest unacknowledged offset
@@ -70,19 +66,66 @@ func (c *Cursor) Name() string { return c.name }
 // removed. It also blocks while MaxInflight delivered records await Ack.
 // A sealed segment found corrupt is skipped (once every earlier record is
 // acknowledged) and reported through Options.OnDrop with ReasonCorrupt.
+// The record's Data belongs to the caller.
 func (c *Cursor) Next(ctx context.Context) (Record, error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
+	recs, err := c.next(ctx, c.one[:0], 1)
+	if err != nil {
+		return Record{}, err
+	}
+	r := recs[0]
+	c.one = recs[:0]
+	r.Data = c.own(r.Data)
+	return r, nil
+}
+
+// NextBatch is Next for up to n records at once (at least one; fewer
+// when fewer are committed, buffered or allowed in flight, and never
+// across a segment boundary): it appends them to dst and returns it. One
+// call costs one round of locks and at most one read system call for the
+// whole batch, and the records are CRC-checked in the cursor's read
+// buffer without copying: their Data is valid only until the next call
+// to Next or NextBatch on this cursor. A caller that keeps a record
+// longer copies it.
+func (c *Cursor) NextBatch(ctx context.Context, dst []Record, n int) ([]Record, error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	return c.next(ctx, dst, max(n, 1))
+}
+
+// own copies data out of the read buffer, carving small records from a
+// shared slab: one allocation serves many records. Slabs are never
+// reused, so the caller owns what own returns.
+func (c *Cursor) own(data []byte) []byte {
+	const slabBytes, slabMaxRecord = 64 << 10, 4 << 10
+	n := len(data)
+	if n > slabMaxRecord {
+		return append([]byte(nil), data...)
+	}
+	if cap(c.slab)-len(c.slab) < n {
+		c.slab = make([]byte, 0, slabBytes)
+	}
+	out := c.slab[len(c.slab) : len(c.slab)+n : len(c.slab)+n]
+	c.slab = c.slab[:len(c.slab)+n]
+	copy(out, data)
+	return out
+}
+
+// next appends up to want records to dst, blocking until at least one is
+// available. Callers hold c.readMu.
+func (c *Cursor) next(ctx context.Context, dst []Record, want int) ([]Record, error) {
 	s := c.s
 	for {
 		c.mu.Lock()
 		if c.removed {
 			c.mu.Unlock()
-			return Record{}, ErrCursorRemoved
+			return dst, ErrCursorRemoved
 		}
-		if c.readPos-c.base >= c.acks.size() {
+		room := c.acks.size() - (c.readPos - c.base)
+		if room == 0 {
 			if err := c.waitAck(ctx); err != nil {
-				return Record{}, err
+				return dst, err
 			}
 			continue
 		}
@@ -92,13 +135,13 @@ func (c *Cursor) Next(ctx context.Context) (Record, error) {
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
-			return Record{}, ErrClosed
+			return dst, ErrClosed
 		}
 		if pos >= s.head {
 			ch := s.commitCh
 			s.mu.Unlock()
 			if err := c.wait(ctx, ch); err != nil {
-				return Record{}, err
+				return dst, err
 			}
 			continue
 		}
@@ -116,12 +159,15 @@ func (c *Cursor) Next(ctx context.Context) (Record, error) {
 		segBase, segEnd := seg.base, seg.end()
 		s.mu.Unlock()
 
-		data, err := c.readAt(segBase, pos)
-		if err != nil {
-			c.closeReaderLocked()
+		limit := min(uint64(want), room, segEnd-pos)
+		from := len(dst)
+		var err error
+		dst, err = c.read(dst, segBase, pos, int(limit))
+		if len(dst) == from {
+			c.r.close()
 			if isCorrupt(err) && sealed {
 				if err := c.skipCorrupt(ctx, pos, gen, segEnd, err); err != nil {
-					return Record{}, err
+					return dst, err
 				}
 				continue
 			}
@@ -129,19 +175,23 @@ func (c *Cursor) Next(ctx context.Context) (Record, error) {
 				continue // the segment was dropped under us
 			}
 			if isCorrupt(err) {
-				return Record{}, fmt.Errorf("reading offset %d of cursor %s: %w", pos, c.name, errors.Join(ErrCorrupt, err))
+				return dst, fmt.Errorf("reading offset %d of cursor %s: %w", pos, c.name, errors.Join(ErrCorrupt, err))
 			}
-			return Record{}, fmt.Errorf("reading offset %d of cursor %s: %w", pos, c.name, err)
+			return dst, fmt.Errorf("reading offset %d of cursor %s: %w", pos, c.name, err)
 		}
+		// A read error after some records surfaces on the next call, at
+		// the record that caused it.
+		n := uint64(len(dst) - from)
 		c.mu.Lock()
 		if c.readPos != pos || c.gen != gen {
 			c.mu.Unlock()
+			dst = dst[:from]
 			continue
 		}
-		c.readPos++
+		c.readPos += n
 		c.delivered = max(c.delivered, c.readPos)
 		c.mu.Unlock()
-		return Record{Offset: pos, Data: data}, nil
+		return dst, nil
 	}
 }
 
@@ -215,59 +265,36 @@ func (c *Cursor) skipCorrupt(ctx context.Context, pos, gen, segEnd uint64, cause
 	}
 }
 
-// readAt decodes the record at offset pos of the segment starting at
-// segBase, reusing the open reader when it is already positioned at or
-// before pos in that segment.
-func (c *Cursor) readAt(segBase, pos uint64) ([]byte, error) {
-	if c.f == nil || c.rSeg != segBase || c.rOff > pos {
-		c.closeReaderLocked()
-		f, err := openSegmentAt(c.s.dir, segBase)
-		if err != nil {
-			return nil, err
+// read appends to dst up to limit records of the segment at segBase,
+// starting at offset pos, reusing the open reader when it is already
+// positioned at or before pos in that segment. Only the first record may
+// move the read buffer; the batch ends where the buffer does. It returns
+// the error that stopped it, if any; records appended before it are good.
+func (c *Cursor) read(dst []Record, segBase, pos uint64, limit int) ([]Record, error) {
+	if !c.r.at(segBase, pos) {
+		if err := c.r.open(c.s.dir, segBase); err != nil {
+			return dst, err
 		}
-		if c.br == nil {
-			c.br = bufio.NewReaderSize(f, 64<<10)
-		} else {
-			c.br.Reset(f)
+	}
+	for c.r.off < pos {
+		if err := c.r.skip(); err != nil {
+			return dst, err
 		}
-		c.f, c.rSeg, c.rOff = f, segBase, segBase
 	}
-	fr := frameReader{br: c.br, slab: &c.slab}
-	for c.rOff < pos {
-		if _, err := fr.skip(); err != nil {
-			return nil, shortIfEOF(err)
+	for n := 0; n < limit; n++ {
+		data, ok, err := c.r.next(n == 0)
+		if !ok {
+			return dst, err
 		}
-		c.rOff++
+		dst = append(dst, Record{Offset: pos + uint64(n), Data: data})
 	}
-	data, err := fr.next(-1)
-	if err != nil {
-		return nil, shortIfEOF(err)
-	}
-	c.rOff++
-	return data, nil
-}
-
-// shortIfEOF turns a clean EOF where a committed record must be into a
-// short-frame error.
-func shortIfEOF(err error) error {
-	if err == io.EOF {
-		return errShortFrame
-	}
-	return err
-}
-
-// closeReaderLocked closes the segment reader. Callers hold c.readMu.
-func (c *Cursor) closeReaderLocked() {
-	if c.f != nil {
-		_ = c.f.Close()
-		c.f = nil
-	}
+	return dst, nil
 }
 
 // closeReader closes the segment reader once no Next is running.
 func (c *Cursor) closeReader() {
 	c.readMu.Lock()
-	c.closeReaderLocked()
+	c.r.close()
 	c.readMu.Unlock()
 }
 

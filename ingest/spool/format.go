@@ -82,23 +82,14 @@ func checkSegHeader(h []byte, base uint64) error {
 	return nil
 }
 
-// frameReader decodes frames sequentially from a buffered reader.
+// frameReader decodes frames sequentially from a buffered reader (the
+// recovery scan; cursors use segReader).
 type frameReader struct {
 	br  *bufio.Reader
 	hdr [frameOverhead]byte
-	// slab, when set, is carved into small records: one allocation serves
-	// many of them. A record never shares bytes another record can write
-	// (slabs are never reused), so callers still own what next returns.
-	slab *[]byte
 }
 
-const (
-	slabBytes     = 64 << 10
-	slabMaxRecord = 4 << 10
-)
-
-// next decodes one frame, returning its data in a buffer it allocates
-// (or carves from the slab).
+// next decodes one frame, returning its data in a buffer it allocates.
 // remaining bounds the frame size when known (>= 0), so a corrupted length
 // cannot make it allocate more than the file holds. It returns io.EOF only
 // at a clean frame boundary.
@@ -117,17 +108,7 @@ func (f *frameReader) next(remaining int64) ([]byte, error) {
 	if remaining >= 0 && int64(size) > remaining-frameOverhead {
 		return nil, errShortFrame
 	}
-	var data []byte
-	if f.slab != nil && size <= slabMaxRecord {
-		sl := *f.slab
-		if cap(sl)-len(sl) < int(size) {
-			sl = make([]byte, 0, slabBytes)
-		}
-		data = sl[len(sl) : len(sl)+int(size) : len(sl)+int(size)]
-		*f.slab = sl[:len(sl)+int(size)]
-	} else {
-		data = make([]byte, size)
-	}
+	data := make([]byte, size)
 	if _, err := io.ReadFull(f.br, data); err != nil {
 		return nil, errShortFrame
 	}
@@ -135,27 +116,6 @@ func (f *frameReader) next(remaining int64) ([]byte, error) {
 		return nil, errChecksum
 	}
 	return data, nil
-}
-
-// skip advances past one frame without checking its CRC (the frame was
-// verified when it was written or recovered). It returns the frame's size
-// on disk.
-func (f *frameReader) skip() (int64, error) {
-	n, err := io.ReadFull(f.br, f.hdr[:])
-	if err != nil {
-		if n == 0 && errors.Is(err, io.EOF) {
-			return 0, io.EOF
-		}
-		return 0, errShortFrame
-	}
-	size := binary.LittleEndian.Uint32(f.hdr[0:4])
-	if size > hardMaxRecordBytes {
-		return 0, errBadLength
-	}
-	if _, err := f.br.Discard(int(size)); err != nil {
-		return 0, errShortFrame
-	}
-	return frameOverhead + int64(size), nil
 }
 
 // scanValid decodes frames from r until the first invalid or incomplete one
