@@ -131,7 +131,7 @@ func (c *conn) sendPacket(p packet.Packet) {
 		if b, err := packet.Append(c.out.buf, p, c.version); err == nil {
 			c.out.buf = b
 		} else {
-			c.s.log.Warn("encoding packet", "client_id", c.clientID, "type", p.Type(), "err", err)
+			c.s.log.Warn("encoding packet", "conn_id", c.id, "client_id", c.clientID, "type", p.Type(), "err", err)
 		}
 		c.startWriterLocked()
 	}
