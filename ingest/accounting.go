@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -70,8 +71,10 @@ func (a *Accounting) flow(rule, sink string) *flow {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if f = a.flows[k]; f == nil {
+		// The names may alias a spooled record's bytes: keep copies.
+		rule, sink = strings.Clone(rule), strings.Clone(sink)
 		f = &flow{rule: rule, sink: sink}
-		a.flows[k] = f
+		a.flows[flowKey{rule, sink}] = f
 	}
 	return f
 }

@@ -100,6 +100,7 @@ func benchPipeline(b *testing.B, mode Mode, publishers, window int) {
 		go func() {
 			defer wg.Done()
 			client := "bench-" + strconv.Itoa(w)
+			topic := "bench/" + client
 			sem := make(chan struct{}, window)
 			ack := func(err error) {
 				if err != nil {
@@ -109,7 +110,7 @@ func benchPipeline(b *testing.B, mode Mode, publishers, window int) {
 			}
 			for next.Add(1) <= int64(b.N) {
 				sem <- struct{}{}
-				m := &broker.Message{Topic: "bench/" + client, ClientID: client, QoS: 1, Payload: payload, ReceivedAt: time.Now()}
+				m := &broker.Message{Topic: topic, ClientID: client, QoS: 1, Payload: payload, ReceivedAt: time.Now()}
 				p.Deliver(context.Background(), m, ack)
 			}
 			for range window {

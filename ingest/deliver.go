@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"github.com/sluicehq/sluice/broker"
@@ -44,10 +43,13 @@ func (p *Pipeline) Deliver(ctx context.Context, m *broker.Message, ack func(erro
 		ack(nil)
 		return
 	}
-	in := Input{Msg: m}
+	rt := p.routePool.Get().(*routing)
+	defer p.putRouting(rt)
+	in := &rt.in
+	in.Msg = m
 	in.Payload, in.DecodeErr = p.decoder.Decode(m.Topic, m.Payload)
 	if p.taps.on.Load() {
-		p.taps.observe(&in)
+		p.taps.observe(in)
 	}
 	if in.DecodeErr != nil {
 		p.acct.decodeErrors.Add(1)
@@ -57,23 +59,19 @@ func (p *Pipeline) Deliver(ctx context.Context, m *broker.Message, ack func(erro
 			return
 		}
 	}
-	outsp := p.outPool.Get().(*[]Output)
-	outs := p.router.Route(&in, (*outsp)[:0])
-	defer func() {
-		clear(outs)
-		*outsp = outs[:0]
-		p.outPool.Put(outsp)
-	}()
+	outs := p.router.Route(in, rt.outs[:0])
+	rt.outs = outs
 	if len(outs) == 0 {
 		p.acct.unrouted.Add(1)
 		ack(nil)
 		return
 	}
 
-	// Count every output, set aside those bound for the dead-letter store.
+	// Count every output, set aside those bound for the dead-letter store;
+	// the live ones are compacted to the front of outs.
 	mode := ModeNone
-	live := outs[:0:0]
-	var liveFlows []*flow // live[i]'s flow, looked up once
+	live := outs[:0]
+	liveFlows := rt.flows[:0] // live[i]'s flow, looked up once
 	var dead []*deadletter.Entry
 	var deadFlows []*flow
 	for i := range outs {
@@ -101,9 +99,10 @@ func (p *Pipeline) Deliver(ctx context.Context, m *broker.Message, ack func(erro
 		if om.rank() > mode.rank() {
 			mode = om
 		}
-		live = append(live, *o)
+		live = append(live, *o) // never ahead of i: o is read first
 		liveFlows = append(liveFlows, f)
 	}
+	rt.flows = liveFlows
 	if len(dead) > 0 {
 		if err := p.dlq.Add(dead...); err != nil {
 			p.log.Error("writing dead letters", "error", err)
@@ -173,33 +172,92 @@ func (p *Pipeline) refuse(flows []*flow, ack func(error), code byte, reason stri
 	ack(&broker.RejectError{Code: code, Reason: reason})
 }
 
+// routing is one Deliver call's scratch space, pooled: the router's
+// input, its outputs and their flows. Nothing keeps them past Deliver
+// (routers and taps copy what they keep).
+type routing struct {
+	in    Input
+	outs  []Output
+	flows []*flow
+}
+
+func newRouting() any { return &routing{outs: make([]Output, 0, 8), flows: make([]*flow, 0, 8)} }
+
+func (p *Pipeline) putRouting(rt *routing) {
+	rt.in = Input{}
+	clear(rt.outs)
+	clear(rt.flows)
+	p.routePool.Put(rt)
+}
+
+// spoolAppend is one message on its way into the spool: its encoded
+// record and what the append's done callback needs. Pooled: the spool
+// holds the record only until done is called.
+type spoolAppend struct {
+	p      *Pipeline
+	rec    []byte
+	flows  []*flow
+	ack    func(error)
+	qos0   bool
+	doneFn func(uint64, error) // sa.done, bound once
+}
+
+func newSpoolAppend(p *Pipeline) *spoolAppend {
+	sa := &spoolAppend{p: p}
+	sa.doneFn = sa.done
+	return sa
+}
+
+// done runs on the spool's committer once the record is durable (or
+// failed): it acknowledges the publisher and recycles sa.
+func (sa *spoolAppend) done(_ uint64, err error) {
+	p, ack, qos0 := sa.p, sa.ack, sa.qos0
+	if err != nil {
+		p.log.Error("spool write failed", "error", err)
+		p.acct.rejected.Add(1)
+		for _, f := range sa.flows {
+			f.drop(DropStoreFailed, 1)
+		}
+	}
+	sa.release()
+	switch {
+	case qos0:
+	case err != nil:
+		ack(&broker.RejectError{Code: codeUnspecified, Reason: "spool write failed"})
+	default:
+		ack(nil)
+	}
+}
+
+// release clears sa's references and pools it (a record buffer grown by a
+// large message is dropped rather than kept).
+func (sa *spoolAppend) release() {
+	clear(sa.flows)
+	sa.flows = sa.flows[:0]
+	sa.ack = nil
+	if cap(sa.rec) > 16<<10 {
+		sa.rec = nil
+	}
+	sa.p.appendPool.Put(sa)
+}
+
 func (p *Pipeline) deliverSpool(ctx context.Context, m *broker.Message, outs []Output, flows []*flow, ack func(error)) {
-	rec := appendRecord(make([]byte, 0, 64+len(m.Topic)+len(m.Payload)), m, outs)
+	sa := p.appendPool.Get().(*spoolAppend)
+	sa.rec = appendRecord(sa.rec[:0], m, outs)
+	sa.flows = append(sa.flows[:0], flows...)
+	sa.ack = ack
 	// A QoS 0 message has nobody to acknowledge: it is accepted once
 	// queued, on the publisher's own goroutine, so the broker can pace the
 	// publisher to its subscribers there instead of routing (and perhaps
 	// dropping) from the committer goroutine.
 	qos0 := m.QoS == 0
-	err := p.spool.AppendWait(ctx, rec, p.cfg.Spool.BlockTimeout, func(_ uint64, err error) {
-		if err != nil {
-			p.log.Error("spool write failed", "error", err)
-			p.acct.rejected.Add(1)
-			for _, f := range flows {
-				f.drop(DropStoreFailed, 1)
-			}
-			if !qos0 {
-				ack(&broker.RejectError{Code: codeUnspecified, Reason: "spool write failed"})
-			}
-			return
-		}
-		if !qos0 {
-			ack(nil)
-		}
-	})
+	sa.qos0 = qos0
+	err := p.spool.AppendWait(ctx, sa.rec, p.cfg.Spool.BlockTimeout, sa.doneFn)
 	if err == nil && qos0 {
 		ack(nil)
 	}
 	if err != nil {
+		sa.release() // never queued: done will not run
 		code, reason := byte(codeUnspecified), "spool unavailable"
 		if errors.Is(err, spool.ErrWaitTimeout) || errors.Is(err, context.DeadlineExceeded) {
 			code, reason = codeQuotaExceeded, "spool full"
@@ -267,76 +325,4 @@ func toRecord(m *broker.Message, o *Output) sinks.Record {
 		}
 	}
 	return r
-}
-
-// feed reads a sink's spool cursor and hands its outputs to the runner;
-// the cursor advances past a record once every output for the sink in it
-// is delivered or dead-lettered.
-func (p *Pipeline) feed(ctx context.Context, r *runner, c *spool.Cursor) {
-	for {
-		rec, err := c.Next(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			p.log.Error("reading spool", "sink", r.name, "error", err)
-			if !sleep(ctx, time.Second) {
-				return
-			}
-			continue
-		}
-		dec, err := decodeOwnedRecord(rec.Data)
-		if err != nil {
-			p.log.Error("skipping undecodable spool record", "sink", r.name, "offset", rec.Offset, "error", err)
-			p.acct.corrupt.Add(1)
-			p.ack(c, rec.Offset)
-			continue
-		}
-		recovered := rec.Offset < p.startOff
-		mine := 0
-		for i := range dec.outputs {
-			if dec.outputs[i].Sink == r.name {
-				mine++
-			}
-		}
-		if mine == 0 {
-			p.ack(c, rec.Offset)
-			continue
-		}
-		// One allocation each for the counter, the closure and the
-		// deliveries of a record, whatever its number of outputs.
-		remaining := new(atomic.Int32)
-		remaining.Store(int32(mine))
-		off := rec.Offset
-		done := func(ok bool) {
-			if ok && remaining.Add(-1) == 0 {
-				p.ack(c, off)
-			}
-		}
-		ds := make([]delivery, mine)
-		n := 0
-		for i := range dec.outputs {
-			o := &dec.outputs[i]
-			if o.Sink != r.name {
-				continue
-			}
-			f := p.acct.flow(o.Rule, o.Sink)
-			if recovered {
-				f.received.Add(1)
-				f.buffered.Add(1)
-			}
-			d := &ds[n]
-			n++
-			*d = delivery{msg: &dec.msg, out: *o, rec: toRecord(&dec.msg, o), flow: f, done: done}
-			if err := r.enqueue(ctx, d); err != nil {
-				return // shutting down: the record stays in the spool
-			}
-		}
-	}
-}
-
-func (p *Pipeline) ack(c *spool.Cursor, off uint64) {
-	if err := c.Ack(off); err != nil {
-		p.log.Error("acknowledging spool record", "cursor", c.Name(), "offset", off, "error", err)
-	}
 }

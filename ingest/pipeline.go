@@ -72,11 +72,12 @@ type Pipeline struct {
 	startOff uint64 // spool head at open: records below it are recovered
 	cursors  map[string]*spool.Cursor
 
-	open    atomic.Bool
-	closing atomic.Bool
-	taps    taps // live taps (tap.go)
-	outPool sync.Pool
-	wg      sync.WaitGroup
+	open       atomic.Bool
+	closing    atomic.Bool
+	taps       taps      // live taps (tap.go)
+	routePool  sync.Pool // *routing
+	appendPool sync.Pool // *spoolAppend
+	wg         sync.WaitGroup
 }
 
 var _ broker.Consumer = (*Pipeline)(nil)
@@ -98,7 +99,8 @@ func New(cfg Config, opts Options) (*Pipeline, error) {
 		runners: map[string]*runner{}, cursors: map[string]*spool.Cursor{},
 		sinkMetrics: newSinkMetrics(),
 	}
-	p.outPool.New = func() any { s := make([]Output, 0, 8); return &s }
+	p.routePool.New = newRouting
+	p.appendPool.New = func() any { return newSpoolAppend(p) }
 	for name, s := range opts.Sinks {
 		r := newRunner(name, s, cfg, nil, p.log.With("sink", name))
 		r.obs = p.sinkMetrics.observer(name)

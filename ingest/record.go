@@ -21,11 +21,20 @@ import (
 //	flags(1: retain, key present, value present) mode(string)
 const recordVersion = 1
 
-// record is the decoded form of a spooled record.
+// record is the decoded form of a spooled record. It can be decoded into
+// again (decodeInto), reusing its output storage.
 type record struct {
 	msg     broker.Message
 	outputs []Output
 	one     [1]Output // backs outputs for the common single-output record
+	many    []Output  // backs outputs of more than one, kept for reuse
+}
+
+// reset drops every reference the record holds, keeping its storage.
+func (rec *record) reset() {
+	rec.msg = broker.Message{}
+	clear(rec.outputs)
+	rec.outputs = nil
 }
 
 func appendBytes(b, s []byte) []byte {
@@ -173,21 +182,32 @@ func (r *recordReader) count(min int) int {
 
 // decodeRecord decodes a spooled record. The result does not alias b.
 func decodeRecord(b []byte) (*record, error) {
-	return decodeRecordFrom(recordReader{b: b})
+	rec := &record{}
+	if err := decodeInto(rec, b, false); err != nil {
+		return nil, err
+	}
+	return rec, nil
 }
 
 // decodeOwnedRecord decodes a record whose bytes the caller owns and never
-// modifies (what spool.Cursor.Next returns): strings and slices of the
-// result point into b, saving a copy of everything on the read path.
+// modifies: strings and slices of the result point into b, saving a copy
+// of everything on the read path.
 func decodeOwnedRecord(b []byte) (*record, error) {
-	return decodeRecordFrom(recordReader{b: b, alias: true})
+	rec := &record{}
+	if err := decodeInto(rec, b, true); err != nil {
+		return nil, err
+	}
+	return rec, nil
 }
 
-func decodeRecordFrom(r recordReader) (*record, error) {
+// decodeInto decodes the spooled record b into rec, which must be reset
+// (or new). With alias, strings and slices of rec point into b, which
+// must then outlive every use of them and never change.
+func decodeInto(rec *record, b []byte, alias bool) error {
+	r := recordReader{b: b, alias: alias}
 	if v := r.byte(); r.err == nil && v != recordVersion {
-		return nil, fmt.Errorf("decoding spooled record: unknown version %d", v)
+		return fmt.Errorf("decoding spooled record: unknown version %d", v)
 	}
-	rec := &record{}
 	m := &rec.msg
 	m.QoS = r.byte()
 	flags := r.byte()
@@ -209,10 +229,14 @@ func decodeRecordFrom(r recordReader) (*record, error) {
 		m.Payload = append([]byte(nil), p...)
 	}
 	if n := r.count(9); n > 0 {
-		if n == 1 {
+		switch {
+		case n == 1:
 			rec.outputs = rec.one[:]
-		} else {
-			rec.outputs = make([]Output, n)
+		case cap(rec.many) >= n:
+			rec.outputs = rec.many[:n]
+		default:
+			rec.many = make([]Output, n)
+			rec.outputs = rec.many
 		}
 		for i := range rec.outputs {
 			o := &rec.outputs[i]
@@ -235,10 +259,10 @@ func decodeRecordFrom(r recordReader) (*record, error) {
 		}
 	}
 	if r.err != nil {
-		return nil, fmt.Errorf("decoding spooled record: %w", r.err)
+		return fmt.Errorf("decoding spooled record: %w", r.err)
 	}
 	if len(r.b) != 0 {
-		return nil, fmt.Errorf("decoding spooled record: %d trailing bytes", len(r.b))
+		return fmt.Errorf("decoding spooled record: %d trailing bytes", len(r.b))
 	}
-	return rec, nil
+	return nil
 }

@@ -156,6 +156,7 @@ func (r *runner) abandon(ch chan *delivery) {
 
 func (r *runner) serveLane(ctx context.Context, ch chan *delivery) {
 	batch := make([]*delivery, 0, r.cfg.Batch.MaxRecords)
+	recs := make([]sinks.Record, 0, r.cfg.Batch.MaxRecords) // reused by write
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
@@ -193,7 +194,7 @@ func (r *runner) serveLane(ctx context.Context, ch chan *delivery) {
 			}
 		}
 		timer.Stop()
-		if !r.write(ctx, batch) {
+		if !r.write(ctx, batch, recs) {
 			for _, d := range batch {
 				if d != nil {
 					r.finish(d, false)
@@ -206,10 +207,11 @@ func (r *runner) serveLane(ctx context.Context, ch chan *delivery) {
 
 // write delivers batch, retrying what fails until every delivery has an
 // outcome. It returns false when ctx ended first; the deliveries still
-// pending are then set non-nil in batch and everything else is nil.
-func (r *runner) write(ctx context.Context, batch []*delivery) bool {
+// pending are then set non-nil in batch and everything else is nil. recs
+// is scratch space for the records handed to the sink, reused from one
+// write to the next (a sink does not keep the slice past Write).
+func (r *runner) write(ctx context.Context, batch []*delivery, recs []sinks.Record) bool {
 	pending := batch
-	recs := make([]sinks.Record, 0, len(batch))
 	for attempt := 0; len(pending) > 0; attempt++ {
 		recs = recs[:0]
 		for _, d := range pending {
