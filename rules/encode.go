@@ -52,6 +52,16 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 			b = appendString(b, e)
 		}
 		return append(b, ']'), nil
+	case map[any]any: // expr's fromPairs and groupBy build these
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			ks, err := mapKey(k)
+			if err != nil {
+				return b, err
+			}
+			m[ks] = e
+		}
+		return appendMap(b, m)
 	case map[string]string:
 		m := make(map[string]any, len(x))
 		for k, e := range x {
@@ -70,6 +80,19 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 		return b, fmt.Errorf("encoding %T as JSON: %w", v, err)
 	}
 	return append(b, j...), nil
+}
+
+// mapKey turns a map key of an expression's map into a JSON object key:
+// strings as they are, numbers and booleans in their JSON form.
+func mapKey(k any) (string, error) {
+	switch x := k.(type) {
+	case string:
+		return x, nil
+	case bool, int, int64, float64:
+		b, err := appendJSON(nil, x)
+		return string(b), err
+	}
+	return "", fmt.Errorf("encoding a map with a %T key as JSON: keys must be strings, numbers or booleans", k)
 }
 
 // appendMap appends a JSON object with sorted keys.

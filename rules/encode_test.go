@@ -51,6 +51,7 @@ func TestAppendJSONTypes(t *testing.T) {
 			`{"a":1,"b":1,"c":1,"d":1,"e":1,"f":1,"g":1,"h":1,"i":1,"j":1,"k":1,"l":1,"m":1,"n":1,"o":1,"p":1,"q":1}`},
 		{"other types via encoding/json", struct{ A int }{1}, `{"A":1}`},
 		{"floats", []any{1e21, 1e-7, 0.1, math.Copysign(0, -1)}, `[1e+21,1e-7,0.1,-0]`},
+		{"any-keyed map (fromPairs)", map[any]any{"b": 1, 2.5: "x", true: nil}, `{"2.5":"x","b":1,"true":null}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,6 +60,9 @@ func TestAppendJSONTypes(t *testing.T) {
 				t.Errorf("got %s, %v; want %s", got, err, tt.want)
 			}
 		})
+	}
+	if _, err := appendJSON(nil, map[any]any{[2]int{}: 1}); err == nil {
+		t.Error("a map with an array key encoded without error")
 	}
 	if _, err := appendJSON(nil, math.Inf(1)); err == nil {
 		t.Error("Inf encoded without error")
