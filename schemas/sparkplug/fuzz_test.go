@@ -1,6 +1,7 @@
 package sparkplug
 
 import (
+	"bytes"
 	"testing"
 )
 
@@ -44,6 +45,20 @@ func FuzzDecoder(f *testing.F) {
 		}
 		if _, err := d.Decode("spBv1.0/g/NBIRTH/e", birth); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// FuzzField checks field's fast path against protowire's reading.
+func FuzzField(f *testing.F) {
+	for _, b := range [][]byte{{0x08, 0x01}, {0x12, 0x02, 'a', 'b'}, {0x12, 0x05, 'a'}, {0x00, 0x01}, {0x0b, 0x01}, {0x08, 0x81, 0x01}} {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n1, t1, u1, v1, l1, e1 := field(b)
+		n2, t2, u2, v2, l2, e2 := fieldSlow(b)
+		if n1 != n2 || t1 != t2 || u1 != u2 || !bytes.Equal(v1, v2) || l1 != l2 || (e1 == nil) != (e2 == nil) {
+			t.Fatalf("field(%x) = %v %v %v %x %v %v, protowire reads %v %v %v %x %v %v", b, n1, t1, u1, v1, l1, e1, n2, t2, u2, v2, l2, e2)
 		}
 	})
 }

@@ -88,6 +88,24 @@ type Metric struct {
 // field reads one tag and its value from b. For varint and fixed fields
 // the value is in u; for length-delimited ones in v.
 func field(b []byte) (num protowire.Number, typ protowire.Type, u uint64, v []byte, n int, err error) {
+	// Fast path: a one-byte tag with a one-byte varint or length, which
+	// most fields of a metric are.
+	if len(b) >= 2 && b[0] >= 8 && b[0] < 0x80 && b[1] < 0x80 {
+		num, typ = protowire.Number(b[0]>>3), protowire.Type(b[0]&7)
+		switch typ {
+		case protowire.VarintType:
+			return num, typ, uint64(b[1]), nil, 2, nil
+		case protowire.BytesType:
+			if end := 2 + int(b[1]); end <= len(b) {
+				return num, typ, 0, b[2:end:end], end, nil
+			}
+		}
+	}
+	return fieldSlow(b)
+}
+
+// fieldSlow is field for any tag and value, through protowire.
+func fieldSlow(b []byte) (num protowire.Number, typ protowire.Type, u uint64, v []byte, n int, err error) {
 	num, typ, n = protowire.ConsumeTag(b)
 	if n < 0 {
 		return 0, 0, 0, nil, 0, protowire.ParseError(n)
@@ -117,9 +135,13 @@ func field(b []byte) (num protowire.Number, typ protowire.Type, u uint64, v []by
 // want checks that field num has the wire type its schema gives it.
 func want(num protowire.Number, got, typ protowire.Type) error {
 	if got != typ {
-		return fmt.Errorf("field %d: wire type %d, want %d", num, got, typ)
+		return wrongType(num, got, typ)
 	}
 	return nil
+}
+
+func wrongType(num protowire.Number, got, typ protowire.Type) error {
+	return fmt.Errorf("field %d: wire type %d, want %d", num, got, typ)
 }
 
 // DecodePayload decodes a Sparkplug B payload.
@@ -165,10 +187,8 @@ func (p *Payload) decode(b []byte) error {
 			p.Timestamp, p.HasTimestamp = u, true
 		case 2:
 			if err = want(num, typ, protowire.BytesType); err == nil {
-				var m Metric
-				if err = decodeMetric(v, &m, 0); err == nil {
-					p.Metrics = append(p.Metrics, m)
-				}
+				p.Metrics = append(p.Metrics, Metric{})
+				err = decodeMetric(v, &p.Metrics[len(p.Metrics)-1], 0)
 			}
 		case 3:
 			err = want(num, typ, protowire.VarintType)
