@@ -140,7 +140,8 @@ type ListenerConfig struct {
 	listener.Config `koanf:",squash"`
 	// AllowAnonymous lets clients connect without a username. When false,
 	// a CONNECT without a username is refused with "bad user name or
-	// password". Default: true.
+	// password". Default: false for a listener you write; the built-in
+	// listener on 127.0.0.1 sets it to true.
 	AllowAnonymous bool `koanf:"allow_anonymous"`
 }
 

@@ -30,7 +30,7 @@ type Config struct {
 	// Address is host:port for the admin HTTP listener; empty disables it.
 	// Default: 127.0.0.1:8088.
 	Address string `koanf:"address"`
-	// Token, when set, is required as "Authorization: Bearer TOKEN" on
+	// Token is, when set, required as "Authorization: Bearer TOKEN" on
 	// every /api/ request (probes and /metrics stay open). Default: "".
 	Token string `koanf:"token"`
 	// RequiredSinks names the sinks that must be up for /readyz to
