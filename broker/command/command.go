@@ -45,12 +45,17 @@ type Command struct {
 	Topic          string // explicit target topic
 	Payload        []byte
 	QoS            byte
-	TTL            time.Duration // 0 = the configured default; becomes the MQTT message expiry
+	TTL            time.Duration // 0 = the configured default; counted from acceptance, becomes the MQTT message expiry
 	CorrelationID  string
 	ContentType    string
 	UserProperties []broker.UserProperty
 	Source         string // "http", "kafka", "rule"
 	Principal      string // who asks (token name, "kafka:<topic>", "rule:<name>"), checked against the command ACL
+	// Deadline, when set, is when the command expires if that is before
+	// acceptance + TTL (a Kafka record's timestamp + its TTL: time spent
+	// in Kafka counts). A command accepted after its deadline ends
+	// expired without being sent.
+	Deadline time.Time
 }
 
 // Status is a command's current state and history.

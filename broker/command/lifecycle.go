@@ -71,8 +71,8 @@ func (s *Service) applyLocked(r *record, to State, reason string, response []byt
 		s.pending--
 		s.met.pending.Set(float64(s.pending))
 	}
-	if _, ok := s.dirty[r.Status.ID]; !ok {
-		s.dirty[r.Status.ID] = false // written by the next flush (≤ flushEvery); only Submit kicks one
+	if !r.fresh {
+		s.dirty[r.Status.ID] = struct{}{} // written by the next full flush (≤ flushEvery), with its events
 	}
 	return true
 }
@@ -131,107 +131,6 @@ func (s *Service) Track(ev broker.TrackEvent) {
 	s.applyLocked(r, to, ev.Reason, nil, time.Now())
 }
 
-// flushEvery is the longest a transition waits to be written.
-const flushEvery = 50 * time.Millisecond
-
-// flushLoop writes changed records and new events, at once when kicked
-// (group commit), until ctx ends; then once more.
-func (s *Service) flushLoop(ctx context.Context) {
-	t := time.NewTicker(flushEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			s.flush()
-			return
-		case <-s.kick:
-		case <-t.C:
-		}
-		s.flush()
-	}
-}
-
-// flush writes one batch. Records that are no longer pending leave
-// memory once written.
-func (s *Service) flush() {
-	s.mu.Lock()
-	b := &batch{}
-	for id, created := range s.dirty {
-		b.recs = append(b.recs, copyRecord(s.live[id]))
-		b.created = append(b.created, created)
-	}
-	dirty := s.dirty
-	s.dirty = map[string]bool{}
-	b.events, b.deleteBelow = s.out.takeNew()
-	s.started++
-	gen := s.started
-	s.mu.Unlock()
-	if len(b.recs) > 0 || len(b.events) > 0 || b.deleteBelow > 0 {
-		if err := s.db.write(b); err != nil {
-			s.log.Error("writing command store", "err", err)
-			s.met.storeErrors.Inc()
-			s.mu.Lock()
-			for id, created := range dirty {
-				if c, ok := s.dirty[id]; !ok || created {
-					s.dirty[id] = c || created
-				}
-			}
-			s.out.requeue(b.events, b.deleteBelow)
-			s.mu.Unlock()
-			return
-		}
-	}
-	s.out.markStored(b.events)
-	s.mu.Lock()
-	for id := range dirty {
-		if r := s.live[id]; r != nil && !r.pending() {
-			if _, again := s.dirty[id]; !again {
-				delete(s.live, id)
-			}
-		}
-	}
-	s.done = gen
-	if s.flushed != nil {
-		close(s.flushed)
-		s.flushed = nil
-	}
-	s.mu.Unlock()
-}
-
-func copyRecord(r *record) record {
-	c := *r
-	c.Status = copyStatus(r.Status)
-	return c
-}
-
-// waitFlush waits until a flush that began after the call completed.
-func (s *Service) waitFlush(ctx context.Context) error {
-	s.mu.Lock()
-	need := s.started + 1
-	s.mu.Unlock()
-	for {
-		select {
-		case s.kick <- struct{}{}:
-		default:
-		}
-		s.mu.Lock()
-		if s.done >= need {
-			s.mu.Unlock()
-			return nil
-		}
-		if s.flushed == nil {
-			s.flushed = make(chan struct{})
-		}
-		ch := s.flushed
-		s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
 // sweepEvery is how often TTLs are checked.
 const sweepEvery = 250 * time.Millisecond
 
@@ -272,7 +171,7 @@ func (s *Service) sweepLoop(ctx context.Context) {
 		}
 		if ref := s.b.Load(); ref != nil {
 			for _, id := range retry {
-				s.publish(ctx, ref.b, id)
+				s.publish(ctx, ref.b, id, false)
 			}
 		}
 		if now.Sub(lastPurge) >= time.Minute {

@@ -11,10 +11,13 @@ import (
 
 // outbox is the durable queue of status events. Events are numbered when
 // a transition happens (under Service.mu, so per-command order is seq
-// order), written by the next flush, and only then handed to the sinks,
-// each at its own pace from its own cursor. An event leaves the store
-// once every sink has it. Bounded by MaxEvents (oldest dropped) and
-// MaxAge (dropped when found older); every drop is counted.
+// order) and written by a later flush: an accept flush writes the events
+// of the commands it stores, a full flush all the others. A sink is
+// handed only events below the lowest one not yet written (the floor),
+// each sink at its own pace from its own cursor, so it sees them in seq
+// order even when an accept flush wrote later events first. An event
+// leaves the store once every sink has it. Bounded by MaxEvents (oldest
+// dropped) and MaxAge (dropped when found older); every drop is counted.
 type outbox struct {
 	cfg   OutboxConfig
 	log   *slog.Logger
@@ -23,8 +26,9 @@ type outbox struct {
 
 	mu          sync.Mutex // a leaf: taken under Service.mu
 	nextSeq     uint64
-	fresh       []seqEvent // numbered, not written yet
-	stored      []seqEvent // written, not yet taken by every sink
+	fresh       []seqEvent // numbered, not written yet, in seq order
+	writing     []seqEvent // taken by the flush in progress, in seq order
+	stored      []seqEvent // written, not yet taken by every sink, in seq order
 	deleteBelow uint64     // to delete from the store with the next flush
 	wake        chan struct{}
 }
@@ -72,7 +76,7 @@ func (o *outbox) add(ev Event) {
 	o.fresh = append(o.fresh, seqEvent{Seq: o.nextSeq, Ev: ev})
 	o.nextSeq++
 	for len(o.fresh)+len(o.stored) > o.cfg.MaxEvents {
-		if len(o.stored) > 0 {
+		if len(o.stored) > 0 && (len(o.fresh) == 0 || o.stored[0].Seq < o.fresh[0].Seq) {
 			o.dropStoredLocked(1, "outbox_full")
 		} else {
 			o.fresh = o.fresh[1:]
@@ -84,9 +88,12 @@ func (o *outbox) add(ev Event) {
 }
 
 // dropStoredLocked drops the n oldest stored events for every sink that
-// does not have them yet.
+// does not have them yet. Cursors and the store's delete mark move past
+// them but never past the floor: an older event still being written is
+// handed over (and deleted) normally.
 func (o *outbox) dropStoredLocked(n int, reason string) {
 	last := o.stored[n-1].Seq
+	next := min(last+1, o.floorLocked())
 	for i := range o.sinks {
 		s := &o.sinks[i]
 		if s.cursor <= last {
@@ -97,42 +104,105 @@ func (o *outbox) dropStoredLocked(n int, reason string) {
 				}
 			}
 			o.met.eventsDropped.WithLabelValues(s.name, reason).Add(float64(lost))
-			s.cursor = last + 1
+			s.cursor = max(s.cursor, next)
 		}
 	}
 	o.stored = o.stored[n:]
-	o.deleteBelow = max(o.deleteBelow, last+1)
+	o.deleteBelow = max(o.deleteBelow, next)
 	o.met.outboxBuffered.Set(float64(len(o.stored)))
 }
 
-// takeNew hands the flush the events to write and the range to delete.
+// takeNew hands a full flush every event to write and the range to
+// delete.
 func (o *outbox) takeNew() ([]seqEvent, uint64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	evs, below := o.fresh, o.deleteBelow
 	o.fresh, o.deleteBelow = nil, 0
+	o.writing = evs
 	return evs, below
+}
+
+// takeFor hands an accept flush the events of the commands it writes
+// (ids); the others stay for the next full flush.
+func (o *outbox) takeFor(ids map[string]struct{}) []seqEvent {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var evs []seqEvent
+	keep := o.fresh[:0]
+	for _, e := range o.fresh {
+		if _, ok := ids[e.Ev.ID]; ok {
+			evs = append(evs, e)
+		} else {
+			keep = append(keep, e)
+		}
+	}
+	clear(o.fresh[len(keep):])
+	o.fresh = keep
+	o.writing = evs
+	return evs
 }
 
 // requeue gives a failed flush's events back.
 func (o *outbox) requeue(evs []seqEvent, below uint64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.fresh = append(evs, o.fresh...)
+	o.fresh = mergeSeq(o.fresh, evs)
+	o.writing = nil
 	o.deleteBelow = max(o.deleteBelow, below)
 }
 
 // markStored makes written events available to the sinks.
 func (o *outbox) markStored(evs []seqEvent) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.writing = nil
 	if len(evs) == 0 {
 		return
 	}
-	o.mu.Lock()
-	o.stored = append(o.stored, evs...)
+	o.stored = mergeSeq(o.stored, evs)
 	o.met.outboxBuffered.Set(float64(len(o.stored)))
 	close(o.wake)
 	o.wake = make(chan struct{})
-	o.mu.Unlock()
+}
+
+// floorLocked is the lowest seq not yet written: sinks get only events
+// below it. o.mu must be held.
+func (o *outbox) floorLocked() uint64 {
+	f := o.nextSeq
+	if len(o.fresh) > 0 {
+		f = min(f, o.fresh[0].Seq)
+	}
+	if len(o.writing) > 0 {
+		f = min(f, o.writing[0].Seq)
+	}
+	return f
+}
+
+// mergeSeq merges evs (in seq order) into dst (in seq order). Usually
+// evs all come after dst: an append.
+func mergeSeq(dst, evs []seqEvent) []seqEvent {
+	if len(evs) == 0 {
+		return dst
+	}
+	k := sort.Search(len(dst), func(i int) bool { return dst[i].Seq > evs[0].Seq })
+	if k == len(dst) {
+		return append(dst, evs...)
+	}
+	tail := append([]seqEvent(nil), dst[k:]...)
+	dst = dst[:k]
+	i, j := 0, 0
+	for i < len(tail) && j < len(evs) {
+		if tail[i].Seq < evs[j].Seq {
+			dst = append(dst, tail[i])
+			i++
+		} else {
+			dst = append(dst, evs[j])
+			j++
+		}
+	}
+	dst = append(dst, tail[i:]...)
+	return append(dst, evs[j:]...)
 }
 
 // run drains the outbox to every sink until ctx ends.
@@ -160,10 +230,14 @@ func (o *outbox) next(i int) ([]Event, uint64, <-chan struct{}) {
 	}
 	s := &o.sinks[i]
 	j := sort.Search(len(o.stored), func(k int) bool { return o.stored[k].Seq >= s.cursor })
-	if j == len(o.stored) {
+	floor := o.floorLocked()
+	end := j
+	for end < len(o.stored) && end-j < o.cfg.BatchSize && o.stored[end].Seq < floor {
+		end++
+	}
+	if end == j {
 		return nil, 0, o.wake
 	}
-	end := min(len(o.stored), j+o.cfg.BatchSize)
 	evs := make([]Event, 0, end-j)
 	for _, e := range o.stored[j:end] {
 		evs = append(evs, e.Ev)

@@ -3,6 +3,7 @@ package command
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -57,5 +58,32 @@ func TestOutboxBounds(t *testing.T) {
 				t.Errorf("dropped{%s} = %v, want %v", c.reason, got, c.dropped)
 			}
 		})
+	}
+}
+
+// TestOutboxFloor: an accept flush writes the events of the commands it
+// stores before older events of other commands; a sink still gets every
+// event in seq order, the later ones only once the older are written.
+func TestOutboxFloor(t *testing.T) {
+	met, _ := newMetrics(nil)
+	sink := newRecSink()
+	o := newOutbox(DefaultConfig().Outbox, map[string]EventSink{"s": sink}, slog.New(slog.DiscardHandler), met)
+	o.load(nil)
+	o.add(Event{ID: "a", State: Sent, At: time.Now()})     // 1: lazy
+	o.add(Event{ID: "b", State: Accepted, At: time.Now()}) // 2: accept flush
+	o.add(Event{ID: "a", State: Delivered, At: time.Now()})
+	o.markStored(o.takeFor(map[string]struct{}{"b": {}}))
+	if evs, _, wait := o.next(0); wait == nil {
+		t.Fatalf("handed %v before the older event 1 was written", evs)
+	}
+	evs, _ := o.takeNew()
+	o.markStored(evs)
+	got, last, _ := o.next(0)
+	var order []string
+	for _, e := range got {
+		order = append(order, e.ID+":"+string(e.State))
+	}
+	if want := []string{"a:sent", "b:accepted", "a:delivered"}; !slices.Equal(order, want) || last != 3 {
+		t.Errorf("handed %v up to %d, want %v up to 3", order, last, want)
 	}
 }

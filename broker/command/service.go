@@ -67,14 +67,15 @@ type Service struct {
 	b  atomic.Pointer[brokerRef]
 	db *db // set by Run
 
-	mu      sync.Mutex         // guards the fields below (after any session lock: Track)
-	live    map[string]*record // pending commands, and changed ones until written
-	dirty   map[string]bool    // id → created (needs a time index)
-	pending int                // live records that are pending
-	started uint64             // flushes started
-	done    uint64             // flushes completed
-	flushed chan struct{}      // closed when a flush completes
-	kick    chan struct{}      // flush now (capacity 1)
+	mu      sync.Mutex          // guards the fields below (after any session lock: Track)
+	live    map[string]*record  // pending commands, and changed ones until written
+	fresh   []string            // created, not yet written (Submit waits for them), in order
+	dirty   map[string]struct{} // changed since the last full flush, not fresh
+	pending int                 // live records that are pending
+	started uint64              // flushes started
+	done    uint64              // flushes completed
+	flushed chan struct{}       // closed when a flush completes
+	kick    chan struct{}       // flush now (capacity 1)
 }
 
 type brokerRef struct{ b Broker }
@@ -93,7 +94,7 @@ func New(cfg Config, opts Options) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{cfg: cfg, log: log, tokens: cfg.Tokens, live: map[string]*record{}, dirty: map[string]bool{},
+	s := &Service{cfg: cfg, log: log, tokens: cfg.Tokens, live: map[string]*record{}, dirty: map[string]struct{}{},
 		kick: make(chan struct{}, 1)}
 	s.dir = cfg.Dir
 	if s.dir == "" {
@@ -213,8 +214,10 @@ func (s *Service) redrive(ctx context.Context, b Broker) {
 		st, dev, id := r.Status.State, r.Cmd.Device, r.Status.ID
 		s.mu.Unlock()
 		switch {
-		case st == Accepted:
-			s.publish(ctx, b, id)
+		case st == Accepted || st == Queued:
+			// Never written to a connection as far as the store knows:
+			// published again (a session still holding it gets no copy).
+			s.publish(ctx, b, id, true)
 			n++
 		case dev != "" && !b.CommandPending(dev, id):
 			s.transition(id, "", Failed, "not held by the broker after a restart: outcome unknown (it may have been delivered)", nil)
@@ -241,7 +244,8 @@ func (s *Service) submit(ctx context.Context, c Command, checkACL bool) (Status,
 		return Status{}, ErrNotRunning
 	}
 	now := time.Now()
-	if c.ID == "" {
+	generated := c.ID == ""
+	if generated {
 		c.ID = newID()
 	} else if err := validID(c.ID); err != nil {
 		return Status{}, &RejectedError{Reason: err.Error()}
@@ -257,7 +261,7 @@ func (s *Service) submit(ctx context.Context, c Command, checkACL bool) (Status,
 		s.mu.Unlock()
 		return st, rejectedErr(st)
 	}
-	if s.db != nil {
+	if s.db != nil && !generated {
 		if r, ok, err := s.db.get(c.ID); err != nil {
 			s.mu.Unlock()
 			return Status{}, err
@@ -271,10 +275,10 @@ func (s *Service) submit(ctx context.Context, c Command, checkACL bool) (Status,
 		s.met.busy.Inc()
 		return Status{}, ErrBusy
 	}
-	r := &record{Cmd: c, Expires: now.Add(c.TTL)}
+	r := &record{Cmd: c, Expires: expiresAt(c, now), fresh: true}
 	r.Status = Status{ID: c.ID, Device: c.Device, Topic: c.Topic, Source: c.Source, CorrelationID: c.CorrelationID, CreatedAt: now}
 	s.live[c.ID] = r
-	s.dirty[c.ID] = true
+	s.fresh = append(s.fresh, c.ID)
 	if reason != "" {
 		s.applyLocked(r, Rejected, reason, nil, now)
 	} else {
@@ -282,14 +286,15 @@ func (s *Service) submit(ctx context.Context, c Command, checkACL bool) (Status,
 		s.met.pending.Set(float64(s.pending))
 		s.applyLocked(r, Accepted, "", nil, now)
 	}
+	need := s.started + 1 // a flush that begins from now on writes r
 	s.mu.Unlock()
-	if err := s.waitFlush(ctx); err != nil {
+	if err := s.waitFlush(ctx, need); err != nil {
 		return Status{}, fmt.Errorf("storing command %s: %w", c.ID, err)
 	}
 	if reason != "" {
 		return s.status(c.ID), &RejectedError{Reason: reason, Denied: denied}
 	}
-	s.publish(ctx, ref.b, c.ID)
+	s.publish(ctx, ref.b, c.ID, false)
 	st := s.status(c.ID)
 	return st, rejectedErr(st)
 }
@@ -326,18 +331,38 @@ func (s *Service) normalise(c *Command) string {
 	if c.TTL == 0 {
 		c.TTL = s.cfg.DefaultTTL
 	}
-	c.TTL = min(c.TTL, s.cfg.MaxTTL).Truncate(time.Second) // MQTT expiry has whole seconds
-	if c.TTL < time.Second {
-		c.TTL = time.Second
-	}
+	c.TTL = min(c.TTL, s.cfg.MaxTTL) // not rounded: publish aligns the whole-second MQTT expiry with it
 	return ""
 }
 
-// publish hands a command to the broker and records the outcome.
-func (s *Service) publish(ctx context.Context, b Broker, id string) {
+// expiresAt is when c's TTL (or its earlier deadline) runs out, for c
+// accepted at now.
+func expiresAt(c Command, now time.Time) time.Time {
+	exp := now.Add(c.TTL)
+	if !c.Deadline.IsZero() && c.Deadline.Before(exp) {
+		exp = c.Deadline
+	}
+	return exp
+}
+
+// mqttExpiry returns the message expiry interval (whole seconds, as MQTT
+// has them) and the receive time to stamp a command with so that the
+// broker drops it exactly at expires: the interval is rounded up and the
+// receive time moved back by the rounding.
+func mqttExpiry(created, expires time.Time) (uint32, time.Time) {
+	secs := (expires.Sub(created) + time.Second - 1) / time.Second
+	if secs < 1 {
+		secs = 1
+	}
+	return uint32(secs), expires.Add(-secs * time.Second)
+}
+
+// publish hands an accepted command (or, with again, a queued one after
+// a restart) to the broker and records the outcome.
+func (s *Service) publish(ctx context.Context, b Broker, id string, again bool) {
 	s.mu.Lock()
 	r := s.live[id]
-	if r == nil || r.Status.State != Accepted || r.publishing {
+	if r == nil || r.publishing || (r.Status.State != Accepted && !(again && r.Status.State == Queued)) {
 		s.mu.Unlock()
 		return
 	}
@@ -348,9 +373,10 @@ func (s *Service) publish(ctx context.Context, b Broker, id string) {
 		s.mu.Unlock()
 	}()
 	c := r.Cmd
+	expiry, received := mqttExpiry(r.Status.CreatedAt, r.Expires)
 	m := &broker.Message{
-		Topic: c.Topic, Payload: c.Payload, QoS: c.QoS, ReceivedAt: r.Status.CreatedAt,
-		MessageExpiry: uint32(c.TTL / time.Second), ContentType: c.ContentType,
+		Topic: c.Topic, Payload: c.Payload, QoS: c.QoS, ReceivedAt: received,
+		MessageExpiry: expiry, ContentType: c.ContentType,
 		CorrelationData: []byte(c.ID), UserProperties: c.UserProperties, CommandID: c.ID,
 	}
 	m.ResponseTopic = s.rspTmpl.render(c.Device, c.ID)
@@ -370,6 +396,8 @@ func (s *Service) publish(ctx context.Context, b Broker, id string) {
 	switch {
 	case !found && err != nil:
 		s.log.Warn("publishing command", "id", id, "err", err) // stays accepted: the sweep retries
+	case !found && !r.Expires.After(time.Now()):
+		s.transition(id, "", Expired, "TTL ran out before it was handed to the broker", nil)
 	case !found && c.Device != "":
 		s.transition(id, "", Rejected, fmt.Sprintf("no such device: %q has no session subscribed to %q", c.Device, c.Topic), nil)
 	case !found:
@@ -377,35 +405,6 @@ func (s *Service) publish(ctx context.Context, b Broker, id string) {
 	default:
 		s.transition(id, "", Queued, "", nil)
 	}
-}
-
-// status returns a copy of a command's status (from memory or the store).
-func (s *Service) status(id string) Status {
-	st, _, _ := s.Get(id)
-	return st
-}
-
-// Get returns the status of command id; ok is false if it is unknown
-// (never submitted, or purged after its retention).
-func (s *Service) Get(id string) (Status, bool, error) {
-	s.mu.Lock()
-	if r, ok := s.live[id]; ok {
-		st := copyStatus(r.Status)
-		s.mu.Unlock()
-		return st, true, nil
-	}
-	d := s.db
-	s.mu.Unlock()
-	if d == nil {
-		return Status{}, false, ErrNotRunning
-	}
-	r, ok, err := d.get(id)
-	return r.Status, ok, err
-}
-
-func copyStatus(st Status) Status {
-	st.History = append([]Transition(nil), st.History...)
-	return st
 }
 
 func rejectedErr(st Status) error {
@@ -435,38 +434,4 @@ func validID(id string) error {
 		}
 	}
 	return nil
-}
-
-// List returns up to limit recent commands (newest first) that keep
-// accepts, from memory and the store. It examines at most 100,000
-// stored commands.
-func (s *Service) List(keep func(*Status) bool, limit int) ([]Status, error) {
-	s.mu.Lock()
-	d := s.db
-	seen := make(map[string]Status, len(s.live))
-	for id, r := range s.live {
-		seen[id] = copyStatus(r.Status)
-	}
-	s.mu.Unlock()
-	if d == nil {
-		return nil, ErrNotRunning
-	}
-	recs, err := d.list(func(r *record) bool {
-		st := r.Status
-		if cur, ok := seen[st.ID]; ok {
-			st = cur
-		}
-		return keep(&st)
-	}, limit, 100000)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Status, 0, len(recs))
-	for _, r := range recs {
-		if cur, ok := seen[r.Status.ID]; ok {
-			r.Status = cur
-		}
-		out = append(out, r.Status)
-	}
-	return out, nil
 }

@@ -268,3 +268,48 @@ func TestRetentionPurge(t *testing.T) {
 		t.Errorf("resubmit after purge: %v %v", st.State, err)
 	}
 }
+
+// TestShortTTL: a TTL is not raised to the MQTT expiry's whole second, and
+// a deadline already passed (a Kafka record that waited out its TTL)
+// ends the command expired without sending it.
+func TestShortTTL(t *testing.T) {
+	h := start(t, t.TempDir(), false, nil, nil)
+	var got msgs
+	c := device(t, h.addr, "ttl", false, &got)
+	h.disconnect(c, "ttl")
+	ctx := context.Background()
+	cases := []struct {
+		name       string
+		cmd        Command
+		deadlineIn time.Duration // from the submit; 0: none
+		want       []State
+	}{
+		{"deadline passed", Command{ID: "t1", TTL: time.Minute}, -time.Millisecond, []State{Accepted, Expired}},
+		{"sub-second ttl", Command{ID: "t2", TTL: 300 * time.Millisecond}, 0, []State{Accepted, Queued, Expired}},
+		{"deadline before ttl", Command{ID: "t3", TTL: time.Hour}, 300 * time.Millisecond, []State{Accepted, Queued, Expired}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cmd.Device, tc.cmd.Payload, tc.cmd.QoS, tc.cmd.Principal = "ttl", []byte(tc.cmd.ID), 1, "plant"
+			t0 := time.Now()
+			if tc.deadlineIn != 0 {
+				tc.cmd.Deadline = t0.Add(tc.deadlineIn)
+			}
+			if _, err := h.svc.Submit(ctx, tc.cmd); err != nil {
+				t.Fatal(err)
+			}
+			st := h.waitState(tc.cmd.ID, Expired)
+			if d := time.Since(t0); d > 900*time.Millisecond {
+				t.Errorf("expired after %s: the TTL was rounded up", d)
+			}
+			if evs := h.waitEvents(tc.cmd.ID, len(tc.want)); !slices.Equal(evs, tc.want) {
+				t.Errorf("events %v, want %v (%s)", evs, tc.want, st.Reason)
+			}
+		})
+	}
+	device(t, h.addr, "ttl", false, &got)
+	time.Sleep(200 * time.Millisecond)
+	if p := got.payloads(); len(p) != 0 {
+		t.Errorf("expired commands delivered: %q", p)
+	}
+}

@@ -30,6 +30,7 @@ type record struct {
 	Expires time.Time `json:"expires"` // when the TTL runs out
 
 	publishing bool // being handed to the broker (memory only)
+	fresh      bool // created, waiting for an accept flush (memory only)
 }
 
 // db wraps the bbolt file.

@@ -81,7 +81,7 @@ func (m *mapper) command(r *recordView, offset int64, ts, now time.Time) (comman
 		}
 		ttl = d
 	}
-	c.TTL = remaining(ttl, ts, now)
+	c.TTL, c.Deadline = ttl, deadline(ttl, ts, now)
 	var err error
 	if m.device != nil {
 		if c.Device, err = m.device.render(r); err != nil {
@@ -125,22 +125,18 @@ func parseTTL(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// remaining is what is left of ttl for a record stamped ts, read at now:
-// a record read late (a consumer down for hours) must not reach devices
-// as if it were fresh. 0 (the service's default) and records without a
-// timestamp are left alone; a timestamp in the future counts as now. A
-// TTL already spent becomes 1ms, so the service records the command and
-// expires it instead of sending it.
-func remaining(ttl time.Duration, ts, now time.Time) time.Duration {
+// deadline is when a command with ttl from a record stamped ts, read at
+// now, expires: a record read late (a consumer down for hours) must not
+// reach devices as if it were fresh, and one whose TTL its time in Kafka
+// used up ends expired without being sent. Zero (TTL counted from
+// acceptance) for the service's default TTL (0) and records without a
+// timestamp; a timestamp in the future counts as now.
+func deadline(ttl time.Duration, ts, now time.Time) time.Time {
 	if ttl <= 0 || ts.IsZero() {
-		return ttl
+		return time.Time{}
 	}
-	age := now.Sub(ts)
-	if age <= 0 {
-		return ttl
+	if ts.After(now) {
+		ts = now
 	}
-	if left := ttl - age; left > 0 {
-		return left
-	}
-	return time.Millisecond
+	return ts.Add(ttl)
 }

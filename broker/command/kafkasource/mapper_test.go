@@ -86,7 +86,7 @@ func TestMapperCommand(t *testing.T) {
 			name: "headers", key: "press-7", ts: now.Add(-10 * time.Second),
 			headers: []header{{"command-id", []byte("c-1")}, {"qos", []byte("2")}, {"ttl", []byte("1m")},
 				{"correlation-id", []byte("corr")}, {"content-type", []byte("application/json")}},
-			want: command.Command{ID: "c-1", Device: "press-7", Payload: value, QoS: 2, TTL: 50 * time.Second,
+			want: command.Command{ID: "c-1", Device: "press-7", Payload: value, QoS: 2, TTL: time.Minute, Deadline: now.Add(50 * time.Second),
 				CorrelationID: "corr", ContentType: "application/json", Source: "kafka", Principal: "kafka:commands"},
 		},
 		{
@@ -139,7 +139,7 @@ func TestMapperCommand(t *testing.T) {
 				t.Fatal(err)
 			}
 			if got.ID != tt.want.ID || got.Device != tt.want.Device || got.Topic != tt.want.Topic ||
-				string(got.Payload) != string(tt.want.Payload) || got.QoS != tt.want.QoS || got.TTL != tt.want.TTL ||
+				string(got.Payload) != string(tt.want.Payload) || got.QoS != tt.want.QoS || got.TTL != tt.want.TTL || !got.Deadline.Equal(tt.want.Deadline) ||
 				got.CorrelationID != tt.want.CorrelationID || got.ContentType != tt.want.ContentType ||
 				got.Source != tt.want.Source || got.Principal != tt.want.Principal {
 				t.Fatalf("command() = %+v\nwant        %+v", got, tt.want)

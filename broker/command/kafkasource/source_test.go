@@ -339,7 +339,7 @@ func TestMappingAndOrder(t *testing.T) {
 		fmt.Sscanf(id, "c%d", &i)
 		c := cmds[id]
 		dev := fmt.Sprintf("m%d", i%3)
-		if c.Device != dev || c.Topic != "plant/"+dev+"/cmd" || string(c.Payload) != fmt.Sprintf(`{"sp":%d}`, i) || c.TTL <= 59*time.Minute {
+		if c.Device != dev || c.Topic != "plant/"+dev+"/cmd" || string(c.Payload) != fmt.Sprintf(`{"sp":%d}`, i) || c.TTL != time.Hour || time.Until(c.Deadline) <= 59*time.Minute {
 			t.Fatalf("command %s = %+v", id, c)
 		}
 		if p, ok := last[dev]; ok && p > i {

@@ -98,25 +98,26 @@ func TestRenderTemplate(t *testing.T) {
 	}
 }
 
-func TestRemaining(t *testing.T) {
+func TestDeadline(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	tests := []struct {
 		name string
 		ttl  time.Duration
 		ts   time.Time
-		want time.Duration
+		want time.Time
 	}{
-		{name: "service default", ttl: 0, ts: now.Add(-time.Hour), want: 0},
-		{name: "no timestamp", ttl: time.Minute, want: time.Minute},
-		{name: "fresh", ttl: time.Minute, ts: now, want: time.Minute},
-		{name: "future timestamp", ttl: time.Minute, ts: now.Add(time.Hour), want: time.Minute},
-		{name: "partly spent", ttl: time.Minute, ts: now.Add(-20 * time.Second), want: 40 * time.Second},
-		{name: "spent", ttl: time.Minute, ts: now.Add(-time.Hour), want: time.Millisecond},
+		{name: "service default", ttl: 0, ts: now.Add(-time.Hour)},
+		{name: "no timestamp", ttl: time.Minute},
+		{name: "fresh", ttl: time.Minute, ts: now, want: now.Add(time.Minute)},
+		{name: "future timestamp", ttl: time.Minute, ts: now.Add(time.Hour), want: now.Add(time.Minute)},
+		{name: "partly spent", ttl: time.Minute, ts: now.Add(-20 * time.Second), want: now.Add(40 * time.Second)},
+		{name: "spent", ttl: time.Minute, ts: now.Add(-time.Hour), want: now.Add(-59 * time.Minute)},
+		{name: "sub-second left", ttl: time.Second, ts: now.Add(-999 * time.Millisecond), want: now.Add(time.Millisecond)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := remaining(tt.ttl, tt.ts, now); got != tt.want {
-				t.Fatalf("remaining = %s, want %s", got, tt.want)
+			if got := deadline(tt.ttl, tt.ts, now); !got.Equal(tt.want) {
+				t.Fatalf("deadline = %s, want %s", got, tt.want)
 			}
 		})
 	}
