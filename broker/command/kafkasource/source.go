@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -120,14 +119,19 @@ type job struct {
 func (s *Source) Run(ctx context.Context) error {
 	r := kafkago.NewReader(s.rcfg)
 	c := newCommitter(r, s.cfg, s.log, s.m)
-	lanes := make([]chan *job, s.cfg.Concurrency)
+	d := newDispatcher(s.cfg.Concurrency * s.cfg.QueueSize)
 	var wg sync.WaitGroup
-	lctx, stopLanes := context.WithCancel(ctx)
-	for i := range lanes {
-		lanes[i] = make(chan *job, s.cfg.QueueSize)
-		wg.Go(func() { s.lane(lctx, lanes[i], c) })
+	wctx, stopWorkers := context.WithCancel(ctx)
+	for range s.cfg.Concurrency {
+		wg.Go(func() {
+			d.work(wctx, func(j *job) {
+				if s.submit(wctx, j) {
+					c.done(j.entry)
+				}
+			})
+		})
 	}
-	// The committer outlives ctx: it commits what the lanes finished
+	// The committer outlives ctx: it commits what the workers finished
 	// before they stopped, bounded by shutdownTimeout.
 	cctx, stopCommits := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCommits()
@@ -136,8 +140,8 @@ func (s *Source) Run(ctx context.Context) error {
 		defer close(cdone)
 		c.run(cctx)
 	}()
-	err := s.fetch(ctx, r, c, lanes)
-	stopLanes()
+	err := s.fetch(ctx, r, c, d)
+	stopWorkers()
 	wg.Wait()
 	c.stop()
 	select {
@@ -152,8 +156,9 @@ func (s *Source) Run(ctx context.Context) error {
 	return err
 }
 
-// fetch reads records and hands each to its device's lane until ctx ends.
-func (s *Source) fetch(ctx context.Context, r *kafkago.Reader, c *committer, lanes []chan *job) error {
+// fetch reads records and queues each behind its device's earlier ones
+// until ctx ends.
+func (s *Source) fetch(ctx context.Context, r *kafkago.Reader, c *committer, d *dispatcher) error {
 	for {
 		msg, err := r.FetchMessage(ctx)
 		if err != nil {
@@ -164,24 +169,18 @@ func (s *Source) fetch(ctx context.Context, r *kafkago.Reader, c *committer, lan
 		}
 		j := s.prepare(msg)
 		j.entry = c.track(msg)
-		select {
-		case lanes[laneOf(j.cmd, len(lanes))] <- j:
-		case <-ctx.Done():
+		if !d.push(ctx, orderKey(j.cmd), j) {
 			return nil
 		}
 	}
 }
 
-// laneOf picks c's lane by its device (or topic): one device's commands
-// are submitted one after another, in record order.
-func laneOf(c command.Command, n int) int {
-	key := c.Device
-	if key == "" {
-		key = c.Topic
+// orderKey is what c's order is kept by: its device, or its topic.
+func orderKey(c command.Command) string {
+	if c.Device != "" {
+		return c.Device
 	}
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(key))
-	return int(h.Sum64() % uint64(n))
+	return c.Topic
 }
 
 // prepare maps msg to its job.
@@ -205,21 +204,6 @@ func (s *Source) prepare(msg kafkago.Message) *job {
 		j.cmd.Device, j.cmd.Topic = "", ""
 	}
 	return j
-}
-
-// lane submits its jobs one after another until ctx ends.
-func (s *Source) lane(ctx context.Context, in <-chan *job, c *committer) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case j := <-in:
-			if !s.submit(ctx, j) {
-				return
-			}
-			c.done(j.entry)
-		}
-	}
 }
 
 // submit submits j until it is durable or rejected; false when ctx ended
