@@ -108,28 +108,38 @@ func BenchmarkInsert(b *testing.B) {
 // the next, but it changes for both alike here.
 //
 //	go test ./sinks/clickhouse -run '^$' -bench VersusRaw -benchtime 40x
+//
+// It also reports each one's CPU per row, this process's (client) and
+// the server's: a variant's CPU is what it costs when the machine is
+// busy, and varies less with other load than the rates do.
 func BenchmarkVersusRaw(b *testing.B) {
-	_, variants := insertVariants(b)
+	srv, variants := insertVariants(b)
 	for _, writers := range []int{1, 2} {
 		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
 			spent := make([]time.Duration, len(variants))
+			cli := make([]time.Duration, len(variants))
+			srvCPU := make([]time.Duration, len(variants))
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				// Rotate the order, so the merges one variant's inserts
 				// cause fall on each variant alike.
 				for k := range variants {
 					j := (i + k) % len(variants)
-					start := time.Now()
+					start, c0, s0 := time.Now(), processCPU(), srv.CPUTime()
 					if err := runWriters(writers, writers, variants[j].fn); err != nil {
 						b.Fatal(err)
 					}
 					spent[j] += time.Since(start)
+					cli[j] += processCPU() - c0
+					srvCPU[j] += srv.CPUTime() - s0
 				}
 			}
 			rows := float64(b.N * writers * benchRows)
 			rate := func(j int) float64 { return rows / spent[j].Seconds() }
 			for j, v := range variants {
 				b.ReportMetric(rate(j), v.name+"-rows/s")
+				b.ReportMetric(float64(cli[j])/rows, v.name+"-client-ns/row")
+				b.ReportMetric(float64(srvCPU[j])/rows, v.name+"-server-ns/row")
 			}
 			b.ReportMetric(100*rate(2)/rate(0), "%-of-raw-columns")
 			b.ReportMetric(100*rate(2)/rate(1), "%-of-raw-rows")

@@ -166,7 +166,9 @@ type encoder struct {
 	chunks   [][]byte // the arena's memory, reused after release
 	chunk    int      // the index in chunks of arena's memory
 	rows     int
-	good     []int // the batch index of each row, kept to save allocations
+	good     []int     // the batch index of each row, kept to save allocations
+	failed   []failure // the records that did not convert
+	all      []int     // encoded.rows, kept to save allocations
 }
 
 func (t *table) encoder() *encoder {
@@ -197,6 +199,8 @@ func (e *encoder) release() {
 	e.arena, e.chunk = nil, -1
 	e.rows = 0
 	e.good = e.good[:0]
+	clear(e.failed)
+	e.failed = e.failed[:0]
 	t := e.t
 	t.mu.Lock()
 	if len(t.free) < maxIdleEncoders {

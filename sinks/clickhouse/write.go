@@ -110,30 +110,13 @@ func (s *Sink) writeTable(ctx context.Context, ref string, m *RuleColumns, batch
 		fail(err)
 		return
 	}
-	e := t.encoder()
-	defer e.release()
-	rows := e.good // batch index of each encoded row
-	add := func(i int) {
-		if err := e.add(&batch[i]); err != nil {
-			errs.set(i, sinks.Permanent(err))
-			return
-		}
-		rows = append(rows, i)
-	}
-	if idx == nil {
-		for i := range batch {
-			add(i)
-		}
-	} else {
-		for _, i := range idx {
-			add(i)
-		}
-	}
-	e.good = rows
+	enc := t.encode(batch, idx, errs)
+	defer enc.release()
+	rows := enc.rows // batch index of each converted row
 	if len(rows) == 0 {
 		return
 	}
-	err = s.send(ctx, t, e, 0, len(rows))
+	err = s.send(ctx, t, enc, 0, len(rows))
 	switch {
 	case err == nil:
 	case isSchemaChange(err) && refresh:
@@ -152,7 +135,7 @@ func (s *Sink) writeTable(ctx context.Context, ref string, m *RuleColumns, batch
 			errs.set(i, pending)
 		}
 		budget := bisectBudget
-		if berr := s.bisect(ctx, t, e, rows, 0, len(rows), err, errs, &budget); berr != nil {
+		if berr := s.bisect(ctx, t, enc, rows, 0, len(rows), err, errs, &budget); berr != nil {
 			err = berr
 		}
 		for _, i := range rows {
@@ -174,11 +157,11 @@ func refOf(configured bool, t *table) string {
 	return t.String()
 }
 
-// bisect inserts rows [lo, hi) of e, which the server rejected as a whole
+// bisect inserts rows [lo, hi) of enc, which the server rejected as a whole
 // for a data reason (cause), in halves down to the single rows it
 // rejects; those fail permanently. It returns the error that stopped it
 // early (an outage); rows not yet settled keep their pending error.
-func (s *Sink) bisect(ctx context.Context, t *table, e *encoder, rows []int, lo, hi int, cause error, errs *results, budget *int) error {
+func (s *Sink) bisect(ctx context.Context, t *table, enc *encoded, rows []int, lo, hi int, cause error, errs *results, budget *int) error {
 	if hi-lo == 1 {
 		errs.set(rows[lo], sinks.Permanent(fmt.Errorf("server rejected the row: %w", cause)))
 		return nil
@@ -189,14 +172,14 @@ func (s *Sink) bisect(ctx context.Context, t *table, e *encoder, rows []int, lo,
 			return fmt.Errorf("inserting into %s: still splitting a rejected batch after %d inserts: %w", t, bisectBudget, cause)
 		}
 		*budget--
-		err := s.send(ctx, t, e, r[0], r[1])
+		err := s.send(ctx, t, enc, r[0], r[1])
 		switch {
 		case err == nil:
 			for _, i := range rows[r[0]:r[1]] {
 				errs.set(i, nil)
 			}
 		case isDataError(err):
-			if err := s.bisect(ctx, t, e, rows, r[0], r[1], err, errs, budget); err != nil {
+			if err := s.bisect(ctx, t, enc, rows, r[0], r[1], err, errs, budget); err != nil {
 				return err
 			}
 		default:
@@ -220,18 +203,18 @@ func (e *insertError) Error() string {
 
 func (e *insertError) Unwrap() error { return e.err }
 
-// send inserts rows [lo, hi) of e as one insert, bounded by WriteTimeout:
+// send inserts rows [lo, hi) of enc as one insert, bounded by WriteTimeout:
 // a server that stops answering fails it (the driver closes the
 // connection when the context ends).
-func (s *Sink) send(ctx context.Context, t *table, e *encoder, lo, hi int) error {
+func (s *Sink) send(ctx context.Context, t *table, enc *encoded, lo, hi int) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
 	defer cancel()
 	b, err := s.conn.PrepareBatch(ctx, t.insert)
 	if err != nil {
 		return &insertError{table: t.String(), stage: "prepare", err: ctxErr(ctx, err)}
 	}
-	for i, bl := range e.builders {
-		if err := b.Column(i).Append(bl.slice(lo, hi)); err != nil {
+	for i := range t.cols {
+		if err := enc.slices(i, lo, hi, b.Column(i).Append); err != nil {
 			b.Abort()
 			return &insertError{table: t.String(), stage: "append", err: fmt.Errorf("column %s: %w", t.cols[i].name, err)}
 		}
