@@ -7,6 +7,7 @@ replace github.com/sluicehq/sluice => ../../..
 require (
 	github.com/cockroachdb/pebble/v2 v2.1.7
 	github.com/sluicehq/sluice v0.0.0
+	go.etcd.io/bbolt v1.4.3
 )
 
 require (
@@ -35,7 +36,6 @@ require (
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect
 	github.com/rogpeppe/go-internal v1.9.0 // indirect
-	go.etcd.io/bbolt v1.4.3 // indirect
 	golang.org/x/crypto v0.57.0 // indirect
 	golang.org/x/exp v0.0.0-20230626212559-97b1e661b5df // indirect
 	golang.org/x/sys v0.48.0 // indirect

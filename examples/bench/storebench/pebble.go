@@ -75,9 +75,6 @@ func (p *Pebble) Close() error {
 	return nil
 }
 
-// Metrics returns pebble's own counters (WAL and compaction bytes).
-func (p *Pebble) Metrics() *pebble.Metrics { return p.db.Metrics() }
-
 // Save implements broker.SessionStore: one batch, one synced commit.
 func (p *Pebble) Save(_ context.Context, b broker.StoreBatch) error {
 	batch := p.db.NewBatch()
