@@ -372,7 +372,20 @@ func build(t *colType, arr bool) builder {
 	case kDate:
 		return make2(timeConv(t, time.Unix(0, 0).UTC(), maxDate), timeFast(t, time.Unix(0, 0).UTC(), maxDate), arr, n)
 	case kDateTime:
-		return make2(timeConv(t, time.Unix(0, 0).UTC(), maxDateTime), timeFast(t, time.Unix(0, 0).UTC(), maxDateTime), arr, n)
+		conv, fast := timeConv(t, time.Unix(0, 0).UTC(), maxDateTime), timeFast(t, time.Unix(0, 0).UTC(), maxDateTime)
+		if !arr {
+			// Unix seconds, which the driver takes as they are: 8 bytes
+			// a row without a pointer, instead of a time.Time's 24 with
+			// one, and no second range check.
+			return make2(func(v *value, e *encoder) (int64, error) {
+				x, err := conv(v, e)
+				return x.Unix(), err
+			}, func(tok []byte) (int64, bool) {
+				x, ok := fast(tok)
+				return x.Unix(), ok
+			}, false, n)
+		}
+		return make2(conv, fast, arr, n)
 	case kDateTime64:
 		return make2(timeConv(t, minDateTime64, maxDateTime64), timeFast(t, minDateTime64, maxDateTime64), arr, n)
 	case kUUID:

@@ -82,3 +82,23 @@ func normalize(x any) any {
 	}
 	return out
 }
+
+// TestDateTimeColumns writes DateTime columns (sent as Unix seconds),
+// Nullable and in arrays, and reads them back.
+func TestDateTimeColumns(t *testing.T) {
+	srv := server(t)
+	db, name := makeTable(t, srv, `(i UInt8, dt DateTime, dtn Nullable(DateTime), dtz DateTime('Asia/Tokyo'), dta Array(DateTime))
+		ENGINE = MergeTree ORDER BY i`)
+	s := newSink(t, srv, Config{Database: db, Table: name})
+	if err := write(t, s, recs(
+		`{"i":1,"dt":"2024-05-01T12:00:00.9Z","dtn":null,"dtz":"2024-05-01 21:00:00","dta":["2024-05-01T12:00:00Z",1714564801]}`,
+		`{"i":2,"dt":1714564800,"dtn":"2024-05-01T14:00:00+02:00","dtz":"2024-05-01T12:00:00Z","dta":[]}`,
+	)); err != nil {
+		t.Fatal(err)
+	}
+	got := rows(t, srv, "SELECT i, toUnixTimestamp(dt), toUnixTimestamp(dtn), toUnixTimestamp(dtz), arrayMap(x -> toUnixTimestamp(x), dta) FROM "+db+"."+name+" ORDER BY i")
+	want := []string{"1\t1714564800\t\\N\t1714564800\t[1714564800,1714564801]", "2\t1714564800\t1714564800\t1714564800\t[]"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("rows %q, want %q", got, want)
+	}
+}
