@@ -266,6 +266,13 @@ func (p *Pipeline) deliverSpool(ctx context.Context, m *broker.Message, outs []O
 	}
 }
 
+// memDelivery is a delivery of the memory path with its own copy of the
+// output (the spool path's deliveries point into their decoded record).
+type memDelivery struct {
+	delivery
+	out Output
+}
+
 // deliverMemory hands outputs straight to their runners: mode sinks acks
 // once every output is accepted, mode none at once.
 func (p *Pipeline) deliverMemory(ctx context.Context, m *broker.Message, outs []Output, flows []*flow, mode Mode, ack func(error)) {
@@ -273,8 +280,11 @@ func (p *Pipeline) deliverMemory(ctx context.Context, m *broker.Message, outs []
 	var lost atomic.Bool
 	remaining.Store(int32(len(outs)))
 	for i := range outs {
-		o, f := outs[i], flows[i]
-		d := &delivery{msg: m, out: o, rec: toRecord(m, &o), flow: f}
+		f := flows[i]
+		md := &memDelivery{out: outs[i]} // outs is Deliver's scratch: copied
+		o := &md.out
+		md.delivery = delivery{msg: m, out: o, rec: toRecord(m, o), flow: f}
+		d := &md.delivery
 		d.done = func(ok bool) {
 			if !ok {
 				lost.Store(true)

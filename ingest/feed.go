@@ -10,8 +10,13 @@ import (
 	"github.com/sluicehq/sluice/ingest/spool"
 )
 
-// feedBatch is how many spool records a feeder reads at once.
-const feedBatch = 256
+const (
+	// feedBatch is how many spool records a feeder reads at once.
+	feedBatch = 256
+	// A feeder copies records of up to slabMaxRecord bytes into shared
+	// slabs of slabBytes.
+	slabBytes, slabMaxRecord = 64 << 10, 4 << 10
+)
 
 // feeder moves one sink's spool records to its runner: it reads the
 // sink's cursor in batches, decodes each record once, hands the outputs
@@ -41,6 +46,7 @@ type spooled struct {
 	rec       record
 	ds        []delivery
 	off       uint64
+	big       bool // the record has its own allocation (not a slab's)
 	remaining atomic.Int32
 	doneFn    func(ok bool) // sp.done, bound once
 }
@@ -58,11 +64,17 @@ func (sp *spooled) done(ok bool) {
 	fd.release(sp)
 }
 
-// release clears what sp references (so a pooled struct pins no slab) and
-// pools it.
+// release pools sp. Its references are left in place (decodeInto and the
+// delivery assignments overwrite them; clearing costs write barriers on
+// every record): a pooled struct pins the slab of its last record, a few
+// slabs for the whole pool, which the pool's own clearing at GC releases.
+// A record too large for the slab is dropped at once.
 func (fd *feeder) release(sp *spooled) {
-	sp.rec.reset()
-	clear(sp.ds)
+	if sp.big {
+		sp.rec.reset()
+		clear(sp.ds)
+		sp.big = false
+	}
 	fd.pool.Put(sp)
 }
 
@@ -105,6 +117,7 @@ func (fd *feeder) handle(ctx context.Context, rec *spool.Record) bool {
 	p := fd.p
 	data, mark := fd.own(rec.Data)
 	sp := fd.pool.Get().(*spooled)
+	sp.big = sp.big || len(data) > slabMaxRecord
 	if err := decodeInto(&sp.rec, data, true); err != nil {
 		p.log.Error("skipping undecodable spool record", "sink", fd.r.name, "offset", rec.Offset, "error", err)
 		p.acct.corrupt.Add(1)
@@ -146,7 +159,7 @@ func (fd *feeder) handle(ctx context.Context, rec *spool.Record) bool {
 			f.received.Add(1)
 			f.buffered.Add(1)
 		}
-		sp.ds[n] = delivery{msg: m, out: *o, rec: toRecord(m, o), flow: f, done: sp.doneFn}
+		sp.ds[n] = delivery{msg: m, out: o, rec: toRecord(m, o), flow: f, done: sp.doneFn}
 		n++
 	}
 	// sp is recycled when the last delivery is done, which needs every
@@ -162,7 +175,6 @@ func (fd *feeder) handle(ctx context.Context, rec *spool.Record) bool {
 // own copies data into the slab and returns the copy and the slab length
 // before it (to give the bytes back when nothing keeps them).
 func (fd *feeder) own(data []byte) ([]byte, int) {
-	const slabBytes, slabMaxRecord = 64 << 10, 4 << 10
 	n := len(data)
 	if n > slabMaxRecord {
 		return append([]byte(nil), data...), len(fd.slab)

@@ -200,9 +200,11 @@ func decodeOwnedRecord(b []byte) (*record, error) {
 	return rec, nil
 }
 
-// decodeInto decodes the spooled record b into rec, which must be reset
-// (or new). With alias, strings and slices of rec point into b, which
-// must then outlive every use of them and never change.
+// decodeInto decodes the spooled record b into rec, overwriting every
+// field the format carries (rec may hold an earlier record; the message
+// fields the format does not carry must be zero). With alias, strings and
+// slices of rec point into b, which must then outlive every use of them
+// and never change.
 func decodeInto(rec *record, b []byte, alias bool) error {
 	r := recordReader{b: b, alias: alias}
 	if v := r.byte(); r.err == nil && v != recordVersion {
@@ -217,6 +219,7 @@ func decodeInto(rec *record, b []byte, alias bool) error {
 	m.ClientID = r.string()
 	m.Username = r.string()
 	m.ContentType = r.string()
+	m.UserProperties = nil
 	if n := r.count(2); n > 0 {
 		m.UserProperties = make([]broker.UserProperty, n)
 		for i := range m.UserProperties {
@@ -228,6 +231,7 @@ func decodeInto(rec *record, b []byte, alias bool) error {
 	} else {
 		m.Payload = append([]byte(nil), p...)
 	}
+	rec.outputs = nil
 	if n := r.count(9); n > 0 {
 		switch {
 		case n == 1:
@@ -249,6 +253,7 @@ func decodeInto(rec *record, b []byte, alias bool) error {
 			o.QoS = r.byte()
 			of := r.byte()
 			o.Retain = of&1 != 0
+			o.Key, o.Value = nil, nil
 			if of&2 != 0 {
 				o.Key = r.copyBytes(key)
 			}

@@ -46,6 +46,43 @@ func TestOwnedRecordRoundTrip(t *testing.T) {
 	}
 }
 
+// TestDecodeIntoReused decodes records into one struct in turn, as the
+// feed's pool does: each result must equal a fresh decode, whatever the
+// record before it carried (user properties, keys, values, more outputs).
+func TestDecodeIntoReused(t *testing.T) {
+	full, fullOuts := sampleRecord()
+	bare := &broker.Message{Topic: "a", ClientID: "c2", ReceivedAt: time.Unix(0, 5)}
+	tests := []struct {
+		name string
+		m    *broker.Message
+		outs []Output
+	}{
+		{name: "full, two outputs", m: full, outs: fullOuts},
+		{name: "bare, one output", m: bare, outs: []Output{{Rule: "r", Sink: "s"}}},
+		{name: "full, three outputs", m: full, outs: append(fullOuts, Output{Rule: "r3", Sink: "s3", Value: []byte("x")})},
+		{name: "bare, no output", m: bare},
+		{name: "full, two outputs again", m: full, outs: fullOuts},
+		{name: "bare, one output with key and value", m: bare, outs: []Output{{Rule: "r", Sink: "s", Key: []byte("k"), Value: []byte("v")}}},
+		{name: "bare, one output again", m: bare, outs: []Output{{Rule: "r", Sink: "s"}}},
+	}
+	var rec record
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := appendRecord(nil, tc.m, tc.outs)
+			want, err := decodeOwnedRecord(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := decodeInto(&rec, b, true); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(rec.msg, want.msg) || !reflect.DeepEqual(rec.outputs, want.outputs) {
+				t.Errorf("reused decode = %+v %+v\nwant %+v %+v", rec.msg, rec.outputs, want.msg, want.outputs)
+			}
+		})
+	}
+}
+
 func TestRecordTruncatedIsError(t *testing.T) {
 	m, outs := sampleRecord()
 	b := appendRecord(nil, m, outs)

@@ -22,7 +22,7 @@ type delivery struct {
 	// msg and out are what a dead-letter entry keeps (re-encoded as a
 	// record with this output only) so a replay re-drives exactly it.
 	msg      *broker.Message
-	out      Output
+	out      *Output
 	attempts int
 	lastErr  error
 	// done is called exactly once, when the delivery has reached its
@@ -304,7 +304,7 @@ func (r *runner) deadLetter(ctx context.Context, ds []*delivery) bool {
 		entries[i] = &deadletter.Entry{
 			Rule: d.rec.Rule, Sink: r.name, Topic: d.rec.Source.Topic, ClientID: d.rec.Source.ClientID,
 			Username: d.rec.Source.Username, QoS: d.rec.Source.QoS, ReceivedAt: d.rec.Source.ReceivedAt,
-			Record: appendRecord(nil, d.msg, []Output{d.out}), Payload: d.msg.Payload, Attempts: d.attempts, Error: errString(d.lastErr),
+			Record: appendRecord(nil, d.msg, []Output{*d.out}), Payload: d.msg.Payload, Attempts: d.attempts, Error: errString(d.lastErr),
 		}
 	}
 	if err := r.dlq.Add(entries...); err != nil {
