@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluicehq/sluice/broker"
 	"github.com/sluicehq/sluice/ingest/spool"
 )
 
@@ -37,13 +38,12 @@ type feeder struct {
 	lastFlow *flow
 }
 
-// spooled is one spool record on its way through one sink's lanes: its
-// decoded form (aliasing the record's bytes in the feeder's slab) and the
-// deliveries of its outputs for the sink. Pooled per feeder, so a record
+// spooled is one spool record on its way through one sink's lanes: the
+// deliveries of its outputs for the sink (their sink records alias the
+// record's bytes in the feeder's slab). Pooled per feeder, so a record
 // costs no allocation for its struct, deliveries, counter or callback.
 type spooled struct {
 	fd        *feeder
-	rec       record
 	ds        []delivery
 	off       uint64
 	big       bool // the record has its own allocation (not a slab's)
@@ -64,14 +64,13 @@ func (sp *spooled) done(ok bool) {
 	fd.release(sp)
 }
 
-// release pools sp. Its references are left in place (decodeInto and the
-// delivery assignments overwrite them; clearing costs write barriers on
-// every record): a pooled struct pins the slab of its last record, a few
-// slabs for the whole pool, which the pool's own clearing at GC releases.
-// A record too large for the slab is dropped at once.
+// release pools sp. Its deliveries are left in place (the next use
+// overwrites them; clearing costs write barriers on every record): a
+// pooled struct pins the slab of its last record, a few slabs for the
+// whole pool, which the pool's own clearing at GC releases. A record too
+// large for the slab is let go at once.
 func (fd *feeder) release(sp *spooled) {
 	if sp.big {
-		sp.rec.reset()
 		clear(sp.ds)
 		sp.big = false
 	}
@@ -116,17 +115,21 @@ func (p *Pipeline) feed(ctx context.Context, r *runner, c *spool.Cursor) {
 func (fd *feeder) handle(ctx context.Context, rec *spool.Record) bool {
 	p := fd.p
 	data, mark := fd.own(rec.Data)
-	sp := fd.pool.Get().(*spooled)
-	sp.big = sp.big || len(data) > slabMaxRecord
-	if err := decodeInto(&sp.rec, data, true); err != nil {
+	// Decoded on the stack: only the sink records below are written to
+	// the heap (each heap pointer write costs a barrier while the GC
+	// marks, which with this allocation rate is often).
+	var (
+		msg    broker.Message
+		outBuf [4]Output
+	)
+	outs, err := decodeInto(&msg, outBuf[:0], data, true)
+	if err != nil {
 		p.log.Error("skipping undecodable spool record", "sink", fd.r.name, "offset", rec.Offset, "error", err)
 		p.acct.corrupt.Add(1)
 		fd.slab = fd.slab[:mark]
-		fd.release(sp)
 		p.ack(fd.c, rec.Offset)
 		return true
 	}
-	outs := sp.rec.outputs
 	mine := 0
 	for i := range outs {
 		if outs[i].Sink == fd.r.name {
@@ -136,18 +139,18 @@ func (fd *feeder) handle(ctx context.Context, rec *spool.Record) bool {
 	if mine == 0 {
 		// Nothing references the bytes: give them back to the slab.
 		fd.slab = fd.slab[:mark]
-		fd.release(sp)
 		p.ack(fd.c, rec.Offset)
 		return true
 	}
 	recovered := rec.Offset < p.startOff
+	sp := fd.pool.Get().(*spooled)
+	sp.big = sp.big || len(data) > slabMaxRecord
 	sp.off = rec.Offset
 	sp.remaining.Store(int32(mine))
 	if cap(sp.ds) < mine {
 		sp.ds = make([]delivery, mine)
 	}
 	sp.ds = sp.ds[:mine]
-	m := &sp.rec.msg
 	n := 0
 	for i := range outs {
 		o := &outs[i]
@@ -159,7 +162,7 @@ func (fd *feeder) handle(ctx context.Context, rec *spool.Record) bool {
 			f.received.Add(1)
 			f.buffered.Add(1)
 		}
-		sp.ds[n] = delivery{msg: m, out: o, rec: toRecord(m, o), flow: f, done: sp.doneFn}
+		sp.ds[n] = delivery{rec: toRecord(&msg, o), flow: f, raw: data, outIdx: i, done: sp.doneFn}
 		n++
 	}
 	// sp is recycled when the last delivery is done, which needs every

@@ -21,20 +21,11 @@ import (
 //	flags(1: retain, key present, value present) mode(string)
 const recordVersion = 1
 
-// record is the decoded form of a spooled record. It can be decoded into
-// again (decodeInto), reusing its output storage.
+// record is the decoded form of a spooled record.
 type record struct {
 	msg     broker.Message
 	outputs []Output
 	one     [1]Output // backs outputs for the common single-output record
-	many    []Output  // backs outputs of more than one, kept for reuse
-}
-
-// reset drops every reference the record holds, keeping its storage.
-func (rec *record) reset() {
-	rec.msg = broker.Message{}
-	clear(rec.outputs)
-	rec.outputs = nil
 }
 
 func appendBytes(b, s []byte) []byte {
@@ -182,35 +173,38 @@ func (r *recordReader) count(min int) int {
 
 // decodeRecord decodes a spooled record. The result does not alias b.
 func decodeRecord(b []byte) (*record, error) {
-	rec := &record{}
-	if err := decodeInto(rec, b, false); err != nil {
-		return nil, err
-	}
-	return rec, nil
+	return decodeNew(b, false)
 }
 
 // decodeOwnedRecord decodes a record whose bytes the caller owns and never
 // modifies: strings and slices of the result point into b, saving a copy
 // of everything on the read path.
 func decodeOwnedRecord(b []byte) (*record, error) {
+	return decodeNew(b, true)
+}
+
+func decodeNew(b []byte, alias bool) (*record, error) {
 	rec := &record{}
-	if err := decodeInto(rec, b, true); err != nil {
+	outs, err := decodeInto(&rec.msg, rec.one[:0], b, alias)
+	if err != nil {
 		return nil, err
 	}
+	rec.outputs = outs
 	return rec, nil
 }
 
-// decodeInto decodes the spooled record b into rec, overwriting every
-// field the format carries (rec may hold an earlier record; the message
-// fields the format does not carry must be zero). With alias, strings and
-// slices of rec point into b, which must then outlive every use of them
-// and never change.
-func decodeInto(rec *record, b []byte, alias bool) error {
+// decodeInto decodes the spooled record b into m and appends its outputs
+// to outs[:0], returning them. It overwrites every field of m the format
+// carries (m may hold an earlier record; the fields the format does not
+// carry must be zero) and stores nothing through a pointer but into m and
+// outs' array, so a caller can keep both on its stack. With alias,
+// strings and slices of the result point into b, which must then outlive
+// every use of them and never change.
+func decodeInto(m *broker.Message, outs []Output, b []byte, alias bool) ([]Output, error) {
 	r := recordReader{b: b, alias: alias}
 	if v := r.byte(); r.err == nil && v != recordVersion {
-		return fmt.Errorf("decoding spooled record: unknown version %d", v)
+		return nil, fmt.Errorf("decoding spooled record: unknown version %d", v)
 	}
-	m := &rec.msg
 	m.QoS = r.byte()
 	flags := r.byte()
 	m.Retain = flags&1 != 0
@@ -231,19 +225,14 @@ func decodeInto(rec *record, b []byte, alias bool) error {
 	} else {
 		m.Payload = append([]byte(nil), p...)
 	}
-	rec.outputs = nil
+	outs = outs[:0]
 	if n := r.count(9); n > 0 {
-		switch {
-		case n == 1:
-			rec.outputs = rec.one[:]
-		case cap(rec.many) >= n:
-			rec.outputs = rec.many[:n]
-		default:
-			rec.many = make([]Output, n)
-			rec.outputs = rec.many
+		if cap(outs) < n {
+			outs = make([]Output, n)
 		}
-		for i := range rec.outputs {
-			o := &rec.outputs[i]
+		outs = outs[:n]
+		for i := range outs {
+			o := &outs[i]
 			o.Rule = r.string()
 			o.Sink = r.string()
 			o.Topic = r.string()
@@ -264,10 +253,10 @@ func decodeInto(rec *record, b []byte, alias bool) error {
 		}
 	}
 	if r.err != nil {
-		return fmt.Errorf("decoding spooled record: %w", r.err)
+		return nil, fmt.Errorf("decoding spooled record: %w", r.err)
 	}
 	if len(r.b) != 0 {
-		return fmt.Errorf("decoding spooled record: %d trailing bytes", len(r.b))
+		return nil, fmt.Errorf("decoding spooled record: %d trailing bytes", len(r.b))
 	}
-	return nil
+	return outs, nil
 }

@@ -46,9 +46,9 @@ func TestOwnedRecordRoundTrip(t *testing.T) {
 	}
 }
 
-// TestDecodeIntoReused decodes records into one struct in turn, as the
-// feed's pool does: each result must equal a fresh decode, whatever the
-// record before it carried (user properties, keys, values, more outputs).
+// TestDecodeIntoReused decodes records into one message and output array
+// in turn: each result must equal a fresh decode, whatever the record
+// before it carried (user properties, keys, values, more outputs).
 func TestDecodeIntoReused(t *testing.T) {
 	full, fullOuts := sampleRecord()
 	bare := &broker.Message{Topic: "a", ClientID: "c2", ReceivedAt: time.Unix(0, 5)}
@@ -65,7 +65,10 @@ func TestDecodeIntoReused(t *testing.T) {
 		{name: "bare, one output with key and value", m: bare, outs: []Output{{Rule: "r", Sink: "s", Key: []byte("k"), Value: []byte("v")}}},
 		{name: "bare, one output again", m: bare, outs: []Output{{Rule: "r", Sink: "s"}}},
 	}
-	var rec record
+	var (
+		msg  broker.Message
+		outs = make([]Output, 0, 4)
+	)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			b := appendRecord(nil, tc.m, tc.outs)
@@ -73,11 +76,15 @@ func TestDecodeIntoReused(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := decodeInto(&rec, b, true); err != nil {
+			got, err := decodeInto(&msg, outs, b, true)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(rec.msg, want.msg) || !reflect.DeepEqual(rec.outputs, want.outputs) {
-				t.Errorf("reused decode = %+v %+v\nwant %+v %+v", rec.msg, rec.outputs, want.msg, want.outputs)
+			if len(got) > 0 && len(got) <= cap(outs) && &got[0] != &outs[:1][0] {
+				t.Errorf("%d outputs not decoded into the given array", len(got))
+			}
+			if !reflect.DeepEqual(msg, want.msg) || !reflect.DeepEqual(got, want.outputs) {
+				t.Errorf("reused decode = %+v %+v\nwant %+v %+v", msg, got, want.msg, want.outputs)
 			}
 		})
 	}

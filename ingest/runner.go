@@ -19,10 +19,14 @@ import (
 type delivery struct {
 	rec  sinks.Record
 	flow *flow
-	// msg and out are what a dead-letter entry keeps (re-encoded as a
-	// record with this output only) so a replay re-drives exactly it.
+	// The message and output a dead-letter entry keeps (re-encoded as a
+	// record with this output only) so a replay re-drives exactly it:
+	// msg and out on the memory path; on the spool path the record's
+	// bytes and the output's index in it, decoded again only then.
 	msg      *broker.Message
 	out      *Output
+	raw      []byte
+	outIdx   int
 	attempts int
 	lastErr  error
 	// done is called exactly once, when the delivery has reached its
@@ -304,8 +308,9 @@ func (r *runner) deadLetter(ctx context.Context, ds []*delivery) bool {
 		entries[i] = &deadletter.Entry{
 			Rule: d.rec.Rule, Sink: r.name, Topic: d.rec.Source.Topic, ClientID: d.rec.Source.ClientID,
 			Username: d.rec.Source.Username, QoS: d.rec.Source.QoS, ReceivedAt: d.rec.Source.ReceivedAt,
-			Record: appendRecord(nil, d.msg, []Output{*d.out}), Payload: d.msg.Payload, Attempts: d.attempts, Error: errString(d.lastErr),
+			Attempts: d.attempts, Error: errString(d.lastErr),
 		}
+		entries[i].Payload, entries[i].Record = d.original()
 	}
 	if err := r.dlq.Add(entries...); err != nil {
 		r.log.Error("writing dead letters; keeping records pending", "error", err)
@@ -317,6 +322,21 @@ func (r *runner) deadLetter(ctx context.Context, ds []*delivery) bool {
 		r.finish(d, true)
 	}
 	return true
+}
+
+// original returns the payload of the message d came from and the
+// record of d's output alone, what a dead-letter entry keeps.
+func (d *delivery) original() (payload, rec []byte) {
+	if d.raw == nil {
+		return d.msg.Payload, appendRecord(nil, d.msg, []Output{*d.out})
+	}
+	full, err := decodeRecord(d.raw)
+	if err != nil || d.outIdx >= len(full.outputs) {
+		// Decoded once already by the feed: cannot happen. Keep the
+		// whole record rather than nothing.
+		return nil, d.raw
+	}
+	return full.msg.Payload, appendRecord(nil, &full.msg, full.outputs[d.outIdx:d.outIdx+1])
 }
 
 func errString(err error) string {
