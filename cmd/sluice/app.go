@@ -51,6 +51,12 @@ type app struct {
 	commands *commands // commands_wire.go; nil: off
 
 	tracer *tracing.Tracer // admin.tracing; nil: off
+
+	// rebirths queues Sparkplug rebirth requests (NCMD) from the decoder
+	// for publishRebirths; full, a request is dropped and counted (the
+	// decoder asks again on the node's next unknown alias).
+	rebirths       chan sparkplug.RebirthRequest
+	rebirthDropped prometheus.Counter
 }
 
 // brokerRef lets the republish sink exist before the broker it publishes
@@ -64,7 +70,13 @@ func (b *brokerRef) Publish(m *broker.Message) error { return b.srv.Publish(m) }
 func newApp(cfg Config, path string, environ []string, log *slog.Logger) (*app, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a := &app{cfg: cfg, path: path, environ: environ, log: log, reg: reg}
+	a := &app{cfg: cfg, path: path, environ: environ, log: log, reg: reg,
+		rebirths: make(chan sparkplug.RebirthRequest, 64),
+		rebirthDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_schemas_rebirth_requests_dropped_total",
+			Help: "Sparkplug rebirth requests not sent because the queue to the broker was full.",
+		})}
+	reg.MustRegister(a.rebirthDropped)
 	ref := &brokerRef{}
 	sinkSet := map[string]sinks.Sink{}
 	specs := map[string]sinkconfig.Spec(cfg.Sinks)
@@ -92,14 +104,9 @@ func newApp(cfg Config, path string, environ []string, log *slog.Logger) (*app, 
 		// built next (it needs the decoders' encoders) and before any decode.
 		PayloadKeys: func() ([]string, bool) { return a.rules.PayloadKeys() },
 		// Sparkplug rebirth requests (NCMD) go out through the broker,
-		// off the decoding goroutine; the decoder rate-limits them per node.
-		Rebirth: func(r sparkplug.RebirthRequest) {
-			go func() {
-				if err := ref.Publish(&broker.Message{Topic: r.Topic, Payload: r.Payload, ReceivedAt: time.Now()}); err != nil {
-					log.Warn("publishing Sparkplug rebirth request", "topic", r.Topic, "err", err)
-				}
-			}()
-		},
+		// off the decoding goroutine (publishRebirths); the decoder
+		// rate-limits them per node.
+		Rebirth: a.queueRebirth,
 	})
 	if err != nil {
 		closeSinks(sinkSet)
@@ -228,7 +235,11 @@ func (a *app) run(ctx context.Context) error {
 	}()
 	wg.Go(func() { _ = a.console.Run(actx) })
 	wg.Go(func() { _ = a.tracer.Run(actx) })
-	wg.Add(3)
+	wg.Add(4)
+	go func() {
+		defer wg.Done()
+		a.publishRebirths(actx)
+	}()
 	go func() {
 		defer wg.Done()
 		_ = a.auth.Run(actx)
@@ -261,6 +272,32 @@ func (a *app) run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// queueRebirth hands a Sparkplug rebirth request to publishRebirths
+// without blocking the decoder.
+func (a *app) queueRebirth(r sparkplug.RebirthRequest) {
+	select {
+	case a.rebirths <- r:
+	default:
+		a.rebirthDropped.Inc()
+		a.log.Warn("Sparkplug rebirth request dropped: queue full", "topic", r.Topic)
+	}
+}
+
+// publishRebirths publishes queued rebirth requests through the broker
+// until ctx ends.
+func (a *app) publishRebirths(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-a.rebirths:
+			if err := a.broker.Publish(&broker.Message{Topic: r.Topic, Payload: r.Payload, ReceivedAt: time.Now()}); err != nil {
+				a.log.Warn("publishing Sparkplug rebirth request", "topic", r.Topic, "err", err)
+			}
+		}
+	}
 }
 
 // reloadConfig re-reads the config file for a rules reload.

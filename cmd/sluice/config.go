@@ -122,7 +122,15 @@ func loadConfig(path string, environ []string) (Config, error) {
 	if err := config.Load(cfg.sections(), src); err != nil {
 		return cfg, err
 	}
-	if _, errs := rules.Compile(cfg.rulesConfig(), cfg.rulesOptions(path)); len(errs) > 0 {
+	// The schemas (JSON Schema and Protobuf files) compile here too, so
+	// validate sees their errors and rule targets' output message types.
+	decoders, err := schemas.New(cfg.Schemas, schemas.Options{})
+	if err != nil {
+		return cfg, err
+	}
+	opts := cfg.rulesOptions(path)
+	opts.Encoders = decoders
+	if _, errs := rules.Compile(cfg.rulesConfig(), opts); len(errs) > 0 {
 		return cfg, ruleErrors(errs)
 	}
 	return cfg, nil

@@ -48,6 +48,18 @@ broker:
   connect_timeout: 10
 sinkz: {}
 `)
+	unknownType := writeFile(t, "proto.yaml", `
+rules:
+  - name: shape
+    topics: ["a/#"]
+    to:
+      - {sink: republish, encoding: protobuf, message: acme.v1.Missing}
+`)
+	missingSchema := writeFile(t, "schema.yaml", `
+schemas:
+  bindings:
+    - {topic: "a/#", decoder: json, schema: `+filepath.Join(t.TempDir(), "none.json")+`}
+`)
 	tests := []struct {
 		name       string
 		args       []string
@@ -81,6 +93,18 @@ sinkz: {}
 				`broker.listeners[0].address: `,
 				`sluice: 2 config problems`,
 			},
+		},
+		{
+			name:       "output message type checked against the schemas",
+			args:       []string{"validate", "-c", unknownType},
+			wantCode:   1,
+			wantStderr: []string{unknownType + ":6: rule \"shape\""},
+		},
+		{
+			name:       "schema files are read",
+			args:       []string{"validate", "-c", missingSchema},
+			wantCode:   1,
+			wantStderr: []string{"sluice: "},
 		},
 		{
 			name:       "missing file",
