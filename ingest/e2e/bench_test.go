@@ -18,7 +18,8 @@ import (
 // ingest/DESIGN.md, "Ingest benchmarks". Knobs: SLUICE_BENCH_ROUNDS,
 // SLUICE_BENCH_SECONDS, SLUICE_BENCH_CLIENTS, SLUICE_BENCH_INFLIGHT,
 // SLUICE_BENCH_COMMIT_BYTES, SLUICE_BENCH_RATE, SLUICE_BENCH_RSS_SECONDS,
-// SLUICE_BENCH_PERF (1: a perf profile of each throughput run).
+// SLUICE_BENCH_PERF (1: a perf profile of each throughput run),
+// SLUICE_BENCH_PERF_KEEP (a directory to keep each perf.data in).
 
 // throughput is one run of TestBenchThroughput.
 type throughput struct {

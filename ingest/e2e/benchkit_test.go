@@ -222,7 +222,8 @@ func loadAvg() string {
 
 // perfProfile samples pid's CPU with perf for d (SLUICE_BENCH_PERF=1) and
 // returns the top entries of perf report by inclusive time, or why there
-// are none; "" when profiling is off. It keeps perf.data in dir.
+// are none; "" when profiling is off. It keeps perf.data in dir, and a
+// copy in SLUICE_BENCH_PERF_KEEP when that names a directory.
 func perfProfile(dir string, pid int, d time.Duration, top int) string {
 	if os.Getenv("SLUICE_BENCH_PERF") != "1" {
 		return ""
@@ -236,6 +237,12 @@ func perfProfile(dir string, pid int, d time.Duration, top int) string {
 		"-o", data, "--", "sleep", strconv.Itoa(int(d.Seconds())))
 	if out, err := rec.CombinedOutput(); err != nil {
 		return fmt.Sprintf("perf record: %v\n%s", err, out)
+	}
+	if keep := os.Getenv("SLUICE_BENCH_PERF_KEEP"); keep != "" {
+		// For a finer breakdown than the report below (perf script).
+		if b, err := os.ReadFile(data); err == nil {
+			_ = os.WriteFile(filepath.Join(keep, fmt.Sprintf("sluice-%d.perf.data", pid)), b, 0o644)
+		}
 	}
 	out, err := exec.Command(perf, "report", "-i", data, "--stdio", "--children", "--sort", "symbol", "-g", "none").Output()
 	if err != nil {
