@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/sluicehq/sluice/sinks"
 	"github.com/sluicehq/sluice/sinks/internal/outcome"
@@ -110,13 +111,40 @@ func (s *Sink) writeTable(ctx context.Context, ref string, m *RuleColumns, batch
 		fail(err)
 		return
 	}
+	n := len(idx)
+	if idx == nil {
+		n = len(batch)
+	}
+	ictx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
+	defer cancel()
+	var pre chan prepared
+	if n >= parallelMin {
+		// Start the insert (a round trip: the server parses it and
+		// answers with the table's header) while the rows convert.
+		pre = make(chan prepared, 1)
+		go func() {
+			b, err := s.conn.PrepareBatch(ictx, t.insert)
+			pre <- prepared{b, err}
+		}()
+	}
 	enc := t.encode(batch, idx, errs)
 	defer enc.release()
 	rows := enc.rows // batch index of each converted row
-	if len(rows) == 0 {
-		return
+	if pre != nil {
+		p := <-pre
+		if len(rows) == 0 {
+			if p.b != nil {
+				p.b.Abort()
+			}
+			return
+		}
+		err = s.fill(ictx, t, p.b, p.err, enc, 0, len(rows))
+	} else {
+		if len(rows) == 0 {
+			return
+		}
+		err = s.fill(ictx, t, nil, nil, enc, 0, len(rows))
 	}
-	err = s.send(ctx, t, enc, 0, len(rows))
 	switch {
 	case err == nil:
 	case isSchemaChange(err) && refresh:
@@ -209,7 +237,22 @@ func (e *insertError) Unwrap() error { return e.err }
 func (s *Sink) send(ctx context.Context, t *table, enc *encoded, lo, hi int) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.WriteTimeout)
 	defer cancel()
-	b, err := s.conn.PrepareBatch(ctx, t.insert)
+	return s.fill(ctx, t, nil, nil, enc, lo, hi)
+}
+
+// prepared is an insert started ahead (PrepareBatch's results).
+type prepared struct {
+	b   driver.Batch
+	err error
+}
+
+// fill inserts rows [lo, hi) of enc with the insert b, prepared with
+// prepErr, or a new one when b and prepErr are nil; ctx bounds it.
+func (s *Sink) fill(ctx context.Context, t *table, b driver.Batch, prepErr error, enc *encoded, lo, hi int) error {
+	err := prepErr
+	if b == nil && err == nil {
+		b, err = s.conn.PrepareBatch(ctx, t.insert)
+	}
 	if err != nil {
 		return &insertError{table: t.String(), stage: "prepare", err: ctxErr(ctx, err)}
 	}
