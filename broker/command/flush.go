@@ -2,122 +2,229 @@ package command
 
 import (
 	"context"
+	"os"
 	"time"
 )
 
-// Flushing (see DESIGN.md, "Durability"). Two kinds of flush write the
-// store, one bbolt transaction (one fsync) each, from one goroutine:
+// Flushing (DESIGN.md, "Durability"). Two writers, each on its own
+// goroutine, so a Submit never waits behind a store transaction:
 //
-//   - an accept flush, kicked by Submit: only the commands created since
-//     the last flush (fresh) and their events, so a waiting Submit pays
-//     for a small write however many transitions are pending;
-//   - a full flush, every flushEvery: the fresh commands too, and every
-//     record changed since the last full flush, written once however many
-//     times it changed (accepted → queued → sent → delivered within
-//     flushEvery is one write), with all numbered events.
+//   - the accept flush, kicked by Submit, appends the commands created
+//     since the last one (fresh) with their events to the accept log:
+//     one write and one fdatasync for every Submit waiting meanwhile
+//     (group commit);
+//   - the checkpoint, every flushEvery, writes every record changed since
+//     the last one (dirty: new ones, state changes) and the events not
+//     yet in the bbolt store in one transaction. A record that changed
+//     several times in between (accepted → queued → sent → delivered) is
+//     written once. It then deletes the log segments it covers.
 //
-// No lock is held while the transaction runs.
+// Lock order: walMu → mu → outbox.mu. The accept flush holds walMu from
+// taking the fresh records until they are logged, so a checkpoint (which
+// takes walMu to switch segments) never sees them half-way. No lock but
+// walMu is held across a write, and walMu never across a store
+// transaction.
 
-// flushEvery is the longest a transition waits to be written.
+// flushEvery is the checkpoint period: the longest a state change
+// waits to be written to the store.
 const flushEvery = 50 * time.Millisecond
 
-// flushLoop flushes until ctx ends, then once more (full).
-func (s *Service) flushLoop(ctx context.Context) {
-	t := time.NewTicker(flushEvery)
-	defer t.Stop()
-	lastFull := time.Now()
+// acceptLoop runs accept flushes when kicked until ctx ends, then once
+// more.
+func (s *Service) acceptLoop(ctx context.Context) {
 	for {
-		full := false
 		select {
 		case <-ctx.Done():
-			s.flush(true)
+			s.acceptFlush()
 			return
 		case <-s.kick:
-			full = time.Since(lastFull) >= flushEvery
-		case <-t.C:
-			full = true
 		}
-		if full {
-			lastFull = time.Now()
-		}
-		s.flush(full)
+		s.acceptFlush()
 	}
 }
 
-// flush writes one batch: the fresh records and their events, and with
-// full every changed record and every event. Records that are no longer
-// pending leave memory once written.
-func (s *Service) flush(full bool) {
+// acceptFlush logs the fresh records.
+func (s *Service) acceptFlush() {
+	s.walMu.Lock()
+	defer s.walMu.Unlock()
 	s.mu.Lock()
-	b := &batch{}
-	ids := make(map[string]struct{}, len(s.fresh))
-	for _, id := range s.fresh {
-		r := s.live[id]
-		r.fresh = false
-		b.recs = append(b.recs, copyRecord(r))
-		b.created = append(b.created, true)
-		ids[id] = struct{}{}
-	}
-	fresh := s.fresh
-	s.fresh = nil
-	var dirty map[string]struct{}
-	if full {
-		dirty = s.dirty
-		s.dirty = map[string]struct{}{}
-		for id := range dirty {
-			b.recs = append(b.recs, copyRecord(s.live[id]))
-			b.created = append(b.created, false)
-		}
-		b.events, b.deleteBelow = s.out.takeNew()
-	} else {
-		b.events = s.out.takeFor(ids)
+	if len(s.fresh) == 0 {
+		s.mu.Unlock()
+		return
 	}
 	s.started++
 	gen := s.started
+	fresh := s.fresh
+	s.fresh = nil
+	ids := make(map[string]struct{}, len(fresh))
+	entries := make([]walEntry, len(fresh))
+	for i, id := range fresh {
+		r := s.live[id]
+		r.fresh = false
+		entries[i].Rec = copyRecord(r)
+		ids[id] = struct{}{}
+	}
+	evs := s.out.takeFor(ids)
 	s.mu.Unlock()
-	if len(b.recs) > 0 || len(b.events) > 0 || b.deleteBelow > 0 {
-		if err := s.db.write(b); err != nil {
-			s.log.Error("writing command store", "err", err)
-			s.met.storeErrors.Inc()
-			s.mu.Lock()
-			for _, id := range fresh {
-				if r := s.live[id]; r != nil && !r.fresh {
-					r.fresh = true
-					delete(s.dirty, id)
-				}
+	for _, e := range evs {
+		for i := range entries {
+			if entries[i].Rec.Status.ID == e.Ev.ID {
+				entries[i].Events = append(entries[i].Events, e)
+				break
 			}
-			s.fresh = append(fresh, s.fresh...)
-			for id := range dirty {
-				if r := s.live[id]; r != nil && !r.fresh {
-					s.dirty[id] = struct{}{}
-				}
-			}
-			s.out.requeue(b.events, b.deleteBelow)
-			s.mu.Unlock()
-			return
 		}
 	}
-	s.out.markStored(b.events)
+	t0 := time.Now()
+	err := s.wal.append(entries)
+	s.met.flushSeconds.WithLabelValues("accept").Observe(time.Since(t0).Seconds())
+	s.met.flushRecords.WithLabelValues("accept").Observe(float64(len(entries)))
+	if err != nil {
+		s.log.Error("appending to the command accept log", "err", err)
+		s.met.storeErrors.Inc()
+		s.mu.Lock()
+		for _, id := range fresh {
+			s.live[id].fresh = true
+		}
+		s.fresh = append(fresh, s.fresh...)
+		s.out.requeue(toLog, evs, 0)
+		s.mu.Unlock()
+		go s.kickLater() // retry soon, without spinning
+		return
+	}
+	s.out.markStored(toLog, evs)
 	s.mu.Lock()
-	evict := func(id string) {
-		if r := s.live[id]; r != nil && !r.pending() {
-			if _, again := s.dirty[id]; !again {
-				delete(s.live, id)
-			}
-		}
-	}
-	for _, id := range fresh {
-		evict(id)
-	}
-	for id := range dirty {
-		evict(id)
-	}
-	s.done = gen
+	s.done = max(s.done, gen)
 	if s.flushed != nil {
 		close(s.flushed)
 		s.flushed = nil
 	}
 	s.mu.Unlock()
+}
+
+// kickLater kicks the accept flush after a pause (a retry after a
+// failed append).
+func (s *Service) kickLater() {
+	time.Sleep(10 * time.Millisecond)
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// checkpointLoop checkpoints every flushEvery until ctx ends, then once
+// more after the accept flush stopped (everything, fresh records too).
+func (s *Service) checkpointLoop(ctx context.Context, acceptDone <-chan struct{}) {
+	t := time.NewTicker(flushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			<-acceptDone
+			s.checkpoint(true)
+			return
+		case <-t.C:
+		}
+		s.checkpoint(false)
+	}
+}
+
+// checkpoint writes the dirty records and the events not yet in the
+// store in one transaction, then drops the log segments that held only
+// what is now in the store. Records still fresh (waiting for the accept
+// log) wait for the next one, unless final. Records no longer pending
+// leave memory once written.
+func (s *Service) checkpoint(final bool) {
+	if s.crashed.Load() {
+		return
+	}
+	s.prepareSegment()
+	s.walMu.Lock()
+	s.mu.Lock()
+	b := &batch{}
+	var skip map[string]struct{}
+	if !final && len(s.fresh) > 0 {
+		skip = make(map[string]struct{}, len(s.fresh))
+		for _, id := range s.fresh {
+			skip[id] = struct{}{}
+		}
+	}
+	var written []string
+	for id, created := range s.dirty {
+		if _, ok := skip[id]; ok {
+			continue
+		}
+		b.recs = append(b.recs, copyRecord(s.live[id]))
+		b.created = append(b.created, created)
+		written = append(written, id)
+		delete(s.dirty, id)
+	}
+	cp := s.out.takeCheckpoint(skip)
+	b.events, b.deleteBelow = cp.events, cp.deleteBelow
+	cut, err := s.wal.cut()
+	s.mu.Unlock()
+	s.walMu.Unlock()
+	if err != nil {
+		s.log.Error("switching the command accept log", "err", err)
+	}
+	if len(b.recs) > 0 || len(b.events) > 0 || b.deleteBelow > 0 {
+		t0 := time.Now()
+		err := s.db.write(b)
+		s.met.flushSeconds.WithLabelValues("full").Observe(time.Since(t0).Seconds())
+		s.met.flushRecords.WithLabelValues("full").Observe(float64(len(b.recs)))
+		if err != nil {
+			s.log.Error("writing command store", "err", err)
+			s.met.storeErrors.Inc()
+			s.mu.Lock()
+			for i, id := range written {
+				s.dirty[id] = s.dirty[id] || b.created[i]
+			}
+			s.out.requeue(toStore, cp.taken, cp.deleteBelow)
+			s.mu.Unlock()
+			return
+		}
+	}
+	s.out.checkpointed(cp)
+	if cut > 0 {
+		if err := s.wal.removeBefore(cut); err != nil {
+			s.log.Warn("deleting command accept log segments", "err", err)
+		}
+	}
+	s.mu.Lock()
+	for _, id := range written {
+		if r := s.live[id]; r != nil && !r.pending() && !r.fresh {
+			if _, again := s.dirty[id]; !again {
+				delete(s.live, id)
+			}
+		}
+	}
+	s.mu.Unlock()
+}
+
+// prepareSegment creates the accept log's next segment ahead of the
+// checkpoint's switch, outside the locks (it syncs the directory).
+func (s *Service) prepareSegment() {
+	s.walMu.Lock()
+	if s.wal.next != nil {
+		s.walMu.Unlock()
+		return
+	}
+	s.wal.alloc++
+	n := s.wal.alloc
+	s.walMu.Unlock()
+	f, err := createSegment(s.wal.dir, n)
+	if err != nil {
+		s.log.Error("preparing the command accept log", "err", err)
+		return
+	}
+	s.walMu.Lock()
+	if s.wal.next == nil && n > s.wal.seg {
+		s.wal.next, s.wal.nextSeg, f = f, n, nil
+	}
+	s.walMu.Unlock()
+	if f != nil { // overtaken by an append that made its own segment
+		f.Close()
+		_ = os.Remove(f.Name())
+	}
 }
 
 func copyRecord(r *record) record {
@@ -126,8 +233,8 @@ func copyRecord(r *record) record {
 	return c
 }
 
-// waitFlush waits until flush number need (one that began after the
-// caller's record was added) has completed.
+// waitFlush waits until accept flush number need (one that began after
+// the caller's record was added) has completed.
 func (s *Service) waitFlush(ctx context.Context, need uint64) error {
 	select {
 	case s.kick <- struct{}{}:
@@ -148,10 +255,8 @@ func (s *Service) waitFlush(ctx context.Context, need uint64) error {
 		case <-ch:
 		case <-ctx.Done():
 			return ctx.Err()
-		}
-		select { // the flush that completed may have started before the record was added
-		case s.kick <- struct{}{}:
-		default:
+		case <-s.stopped:
+			return ErrNotRunning
 		}
 	}
 }

@@ -71,8 +71,8 @@ func (s *Service) applyLocked(r *record, to State, reason string, response []byt
 		s.pending--
 		s.met.pending.Set(float64(s.pending))
 	}
-	if !r.fresh {
-		s.dirty[r.Status.ID] = struct{}{} // written by the next full flush (≤ flushEvery), with its events
+	if _, ok := s.dirty[r.Status.ID]; !ok {
+		s.dirty[r.Status.ID] = false // written by the next checkpoint (≤ flushEvery), with its events
 	}
 	return true
 }

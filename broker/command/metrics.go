@@ -19,6 +19,8 @@ type metrics struct {
 	eventsPublished *prometheus.CounterVec
 	eventsDropped   *prometheus.CounterVec
 	sinkErrors      *prometheus.CounterVec
+	flushSeconds    *prometheus.HistogramVec
+	flushRecords    *prometheus.HistogramVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -43,12 +45,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Status events a sink never got, by reason (outbox_full, too_old)."}, []string{"sink", "reason"}),
 		sinkErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_commands_event_sink_errors_total",
 			Help: "Failed attempts to hand status events to a sink (retried)."}, []string{"sink"}),
+		flushSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sluice_commands_store_flush_seconds",
+			Help:    "Command store writes (one transaction, fsync included), by kind: accept (new commands a Submit waits for) or full (every change).",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"kind"}),
+		flushRecords: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sluice_commands_store_flush_records",
+			Help:    "Command records written per store write, by kind.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 8)}, []string{"kind"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.transitions, m.pending, m.busy, m.storeErrors, m.purged, m.replies,
-		m.outboxBuffered, m.eventsPublished, m.eventsDropped, m.sinkErrors} {
+		m.outboxBuffered, m.eventsPublished, m.eventsDropped, m.sinkErrors, m.flushSeconds, m.flushRecords} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering command metrics: %w", err)
 		}

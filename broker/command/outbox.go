@@ -11,13 +11,15 @@ import (
 
 // outbox is the durable queue of status events. Events are numbered when
 // a transition happens (under Service.mu, so per-command order is seq
-// order) and written by a later flush: an accept flush writes the events
-// of the commands it stores, a full flush all the others. A sink is
-// handed only events below the lowest one not yet written (the floor),
-// each sink at its own pace from its own cursor, so it sees them in seq
-// order even when an accept flush wrote later events first. An event
-// leaves the store once every sink has it. Bounded by MaxEvents (oldest
-// dropped) and MaxAge (dropped when found older); every drop is counted.
+// order) and made durable later: a new command's events with it in the
+// accept log, all others by the next checkpoint into the store (which
+// also copies the logged ones, so the log can go). A sink is handed only
+// durable events below the lowest one not durable yet (the floor), each
+// sink at its own pace from its own cursor, so it sees them in seq order
+// although the log makes later events durable before earlier ones. An
+// event leaves the store once every sink has it. Bounded by MaxEvents
+// (oldest dropped) and MaxAge (dropped when found older); every drop is
+// counted.
 type outbox struct {
 	cfg   OutboxConfig
 	log   *slog.Logger
@@ -26,10 +28,11 @@ type outbox struct {
 
 	mu          sync.Mutex // a leaf: taken under Service.mu
 	nextSeq     uint64
-	fresh       []seqEvent // numbered, not written yet, in seq order
-	writing     []seqEvent // taken by the flush in progress, in seq order
-	stored      []seqEvent // written, not yet taken by every sink, in seq order
-	deleteBelow uint64     // to delete from the store with the next flush
+	fresh       []seqEvent    // numbered, not durable yet, in seq order
+	writing     [2][]seqEvent // fresh ones being written by the log (toLog) and the store (toStore), in seq order
+	stored      []seqEvent    // durable (logged or in the store), not yet taken by every sink, in seq order
+	inStore     uint64        // the events below it that are kept are in the store (logged ones above it are not yet)
+	deleteBelow uint64        // to delete from the store with the next flush
 	wake        chan struct{}
 }
 
@@ -48,19 +51,23 @@ func newOutbox(cfg OutboxConfig, sinks map[string]EventSink, log *slog.Logger, m
 	return o
 }
 
-// load restores the stored events at start.
-func (o *outbox) load(events []seqEvent) {
+// load restores the events at start: those in the store, then those
+// replayed from the accept log (all numbered after the store's).
+func (o *outbox) load(inStore, logged []seqEvent) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.stored = events
-	if n := len(events); n > 0 {
-		o.nextSeq = events[n-1].Seq + 1
-		for i := range o.sinks {
-			o.sinks[i].cursor = events[0].Seq
-		}
-	} else {
-		for i := range o.sinks {
-			o.sinks[i].cursor = o.nextSeq
+	o.stored = mergeSeq(inStore, logged)
+	if n := len(inStore); n > 0 {
+		o.inStore = inStore[n-1].Seq + 1
+	}
+	if n := len(o.stored); n > 0 {
+		o.nextSeq = max(o.nextSeq, o.stored[n-1].Seq+1)
+	}
+	o.inStore = max(o.inStore, 1)
+	for i := range o.sinks {
+		o.sinks[i].cursor = o.nextSeq
+		if len(o.stored) > 0 {
+			o.sinks[i].cursor = o.stored[0].Seq
 		}
 	}
 	o.met.outboxBuffered.Set(float64(len(o.stored)))
@@ -112,19 +119,14 @@ func (o *outbox) dropStoredLocked(n int, reason string) {
 	o.met.outboxBuffered.Set(float64(len(o.stored)))
 }
 
-// takeNew hands a full flush every event to write and the range to
-// delete.
-func (o *outbox) takeNew() ([]seqEvent, uint64) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	evs, below := o.fresh, o.deleteBelow
-	o.fresh, o.deleteBelow = nil, 0
-	o.writing = evs
-	return evs, below
-}
+// The two writers of events: the accept log and the bbolt checkpoint.
+const (
+	toLog = iota
+	toStore
+)
 
-// takeFor hands an accept flush the events of the commands it writes
-// (ids); the others stay for the next full flush.
+// takeFor hands an accept flush the events of the commands it logs
+// (ids); the others stay for the checkpoint.
 func (o *outbox) takeFor(ids map[string]struct{}) []seqEvent {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -139,24 +141,67 @@ func (o *outbox) takeFor(ids map[string]struct{}) []seqEvent {
 	}
 	clear(o.fresh[len(keep):])
 	o.fresh = keep
-	o.writing = evs
+	o.writing[toLog] = evs
 	return evs
 }
 
-// requeue gives a failed flush's events back.
-func (o *outbox) requeue(evs []seqEvent, below uint64) {
+// checkpoint is what a checkpoint writes of the outbox.
+type checkpoint struct {
+	events      []seqEvent // to put: fresh ones and logged ones not yet in the store
+	taken       []seqEvent // the fresh ones among them (stored once written)
+	deleteBelow uint64     // delete stored events below this
+	mark        uint64     // after the write, every event below it that is still kept is in the store
+}
+
+// takeCheckpoint hands a checkpoint the events not yet in the store: the
+// fresh ones, except those of commands still waiting for the accept log
+// (skip: they are logged with their command), and those only logged
+// (seq ≥ o.inStore).
+func (o *outbox) takeCheckpoint(skip map[string]struct{}) checkpoint {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	cp := checkpoint{deleteBelow: o.deleteBelow, mark: o.nextSeq}
+	o.deleteBelow = 0
+	k := sort.Search(len(o.stored), func(i int) bool { return o.stored[i].Seq >= o.inStore })
+	cp.events = append(cp.events, o.stored[k:]...)
+	keep := o.fresh[:0]
+	for _, e := range o.fresh {
+		if _, ok := skip[e.Ev.ID]; ok {
+			keep = append(keep, e)
+			cp.mark = min(cp.mark, e.Seq)
+		} else {
+			cp.taken = append(cp.taken, e)
+		}
+	}
+	clear(o.fresh[len(keep):])
+	o.fresh = keep
+	cp.events = mergeSeq(cp.events, cp.taken)
+	o.writing[toStore] = cp.taken
+	return cp
+}
+
+// checkpointed records a committed checkpoint.
+func (o *outbox) checkpointed(cp checkpoint) {
+	o.mu.Lock()
+	o.inStore = max(o.inStore, cp.mark)
+	o.mu.Unlock()
+	o.markStored(toStore, cp.taken)
+}
+
+// requeue gives a failed write's fresh events back.
+func (o *outbox) requeue(w int, evs []seqEvent, below uint64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.fresh = mergeSeq(o.fresh, evs)
-	o.writing = nil
+	o.writing[w] = nil
 	o.deleteBelow = max(o.deleteBelow, below)
 }
 
-// markStored makes written events available to the sinks.
-func (o *outbox) markStored(evs []seqEvent) {
+// markStored makes events writer w made durable available to the sinks.
+func (o *outbox) markStored(w int, evs []seqEvent) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.writing = nil
+	o.writing[w] = nil
 	if len(evs) == 0 {
 		return
 	}
@@ -173,8 +218,10 @@ func (o *outbox) floorLocked() uint64 {
 	if len(o.fresh) > 0 {
 		f = min(f, o.fresh[0].Seq)
 	}
-	if len(o.writing) > 0 {
-		f = min(f, o.writing[0].Seq)
+	for _, w := range o.writing {
+		if len(w) > 0 {
+			f = min(f, w[0].Seq)
+		}
 	}
 	return f
 }
@@ -299,4 +346,9 @@ func (o *outbox) drain(ctx context.Context, i int) {
 		backoff = 0
 		o.done(i, last, len(evs))
 	}
+}
+
+// sortSeq sorts events by seq.
+func sortSeq(evs []seqEvent) {
+	sort.Slice(evs, func(i, j int) bool { return evs[i].Seq < evs[j].Seq })
 }

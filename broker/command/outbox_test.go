@@ -31,16 +31,14 @@ func TestOutboxBounds(t *testing.T) {
 			sink := newRecSink()
 			o := newOutbox(OutboxConfig{MaxEvents: c.max, MaxAge: c.maxAge, BatchSize: 100, RetryInitial: time.Millisecond, RetryMax: time.Millisecond},
 				map[string]EventSink{"s": sink}, slog.New(slog.DiscardHandler), met)
-			o.load(nil)
+			o.load(nil, nil)
 			for i := range c.add {
 				o.add(Event{ID: "x", State: Accepted, At: time.Now().Add(-c.age)})
-				if i%2 == 1 { // some written between adds, as flushes would
-					evs, _ := o.takeNew()
-					o.markStored(evs)
+				if i%2 == 1 { // some written between adds, as checkpoints would
+					o.checkpointed(o.takeCheckpoint(nil))
 				}
 			}
-			evs, _ := o.takeNew()
-			o.markStored(evs)
+			o.checkpointed(o.takeCheckpoint(nil))
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
 			go func() { o.run(ctx); close(done) }()
@@ -68,16 +66,19 @@ func TestOutboxFloor(t *testing.T) {
 	met, _ := newMetrics(nil)
 	sink := newRecSink()
 	o := newOutbox(DefaultConfig().Outbox, map[string]EventSink{"s": sink}, slog.New(slog.DiscardHandler), met)
-	o.load(nil)
+	o.load(nil, nil)
 	o.add(Event{ID: "a", State: Sent, At: time.Now()})     // 1: lazy
 	o.add(Event{ID: "b", State: Accepted, At: time.Now()}) // 2: accept flush
 	o.add(Event{ID: "a", State: Delivered, At: time.Now()})
-	o.markStored(o.takeFor(map[string]struct{}{"b": {}}))
+	o.markStored(toLog, o.takeFor(map[string]struct{}{"b": {}}))
 	if evs, _, wait := o.next(0); wait == nil {
 		t.Fatalf("handed %v before the older event 1 was written", evs)
 	}
-	evs, _ := o.takeNew()
-	o.markStored(evs)
+	cp := o.takeCheckpoint(nil)
+	if len(cp.events) != 3 || len(cp.taken) != 2 {
+		t.Errorf("checkpoint writes %d events (%d fresh), want 3 (2): the logged one too", len(cp.events), len(cp.taken))
+	}
+	o.checkpointed(cp)
 	got, last, _ := o.next(0)
 	var order []string
 	for _, e := range got {

@@ -64,18 +64,24 @@ type Service struct {
 	met     *metrics
 	out     *outbox
 
-	b  atomic.Pointer[brokerRef]
-	db *db // set by Run
+	b       atomic.Pointer[brokerRef]
+	db      *db           // set by Run
+	stopped chan struct{} // closed when Run returns
 
-	mu      sync.Mutex          // guards the fields below (after any session lock: Track)
-	live    map[string]*record  // pending commands, and changed ones until written
-	fresh   []string            // created, not yet written (Submit waits for them), in order
-	dirty   map[string]struct{} // changed since the last full flush, not fresh
-	pending int                 // live records that are pending
-	started uint64              // flushes started
-	done    uint64              // flushes completed
-	flushed chan struct{}       // closed when a flush completes
-	kick    chan struct{}       // flush now (capacity 1)
+	walMu sync.Mutex // guards wal; before mu
+	wal   *wal       // the accept log, set by Run
+
+	crashed atomic.Bool // tests: checkpoints stop, as if the process died after its accept log writes
+
+	mu      sync.Mutex         // guards the fields below (after any session lock: Track)
+	live    map[string]*record // pending commands, and changed ones until written
+	fresh   []string           // created, not yet in the accept log (Submit waits for them), in order
+	dirty   map[string]bool    // changed since the last checkpoint → created (needs a time index)
+	pending int                // live records that are pending
+	started uint64             // flushes started
+	done    uint64             // flushes completed
+	flushed chan struct{}      // closed when a flush completes
+	kick    chan struct{}      // flush now (capacity 1)
 }
 
 type brokerRef struct{ b Broker }
@@ -94,8 +100,9 @@ func New(cfg Config, opts Options) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Service{cfg: cfg, log: log, tokens: cfg.Tokens, live: map[string]*record{}, dirty: map[string]struct{}{},
-		kick: make(chan struct{}, 1)}
+	s := &Service{cfg: cfg, log: log, tokens: cfg.Tokens, live: map[string]*record{}, dirty: map[string]bool{},
+		stopped: make(chan struct{}),
+		kick:    make(chan struct{}, 1)}
 	s.dir = cfg.Dir
 	if s.dir == "" {
 		s.dir = filepath.Join(opts.DataDir, "commands")
@@ -149,38 +156,28 @@ func (r *record) pending() bool {
 	return false
 }
 
-// Run opens the store, re-drives the commands a restart interrupted once
-// the broker serves, and then flushes, expires, purges and drains the
-// outbox until ctx ends. It closes the store before it returns.
+// Run opens the store (replaying the accept log), re-drives the commands
+// a restart interrupted once the broker serves, and then flushes,
+// expires, purges and drains the outbox until ctx ends. It closes the
+// store before it returns.
 func (s *Service) Run(ctx context.Context, b Broker) error {
-	d, err := openDB(s.dir)
-	if err != nil {
+	defer close(s.stopped)
+	if err := s.open(); err != nil {
 		return err
 	}
-	recs, events, err := d.loadPending()
-	if err != nil {
-		d.close()
-		return err
-	}
-	s.mu.Lock()
-	s.db = d
-	for i := range recs {
-		r := recs[i]
-		s.live[r.Status.ID] = &r
-		s.pending++
-	}
-	s.mu.Unlock()
-	s.out.load(events)
-	s.met.pending.Set(float64(len(recs)))
-
 	var wg sync.WaitGroup
-	wg.Go(func() { s.flushLoop(ctx) })
+	acceptDone := make(chan struct{})
+	wg.Go(func() {
+		defer close(acceptDone)
+		s.acceptLoop(ctx)
+	})
+	wg.Go(func() { s.checkpointLoop(ctx, acceptDone) })
 	wg.Go(func() { s.out.run(ctx) })
 	for b.Ready() != nil {
 		select {
 		case <-ctx.Done():
 			wg.Wait()
-			return d.close()
+			return s.close()
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
@@ -189,7 +186,7 @@ func (s *Service) Run(ctx context.Context, b Broker) error {
 	s.sweepLoop(ctx)
 	s.b.Store(nil)
 	wg.Wait()
-	return d.close()
+	return s.close()
 }
 
 // Ready reports whether the service takes commands (a readiness check).
@@ -205,7 +202,9 @@ func (s *Service) redrive(ctx context.Context, b Broker) {
 	s.mu.Lock()
 	var todo []*record
 	for _, r := range s.live {
-		todo = append(todo, r)
+		if r.pending() {
+			todo = append(todo, r)
+		}
 	}
 	s.mu.Unlock()
 	n := 0
@@ -270,7 +269,7 @@ func (s *Service) submit(ctx context.Context, c Command, checkACL bool) (Status,
 			return r.Status, rejectedErr(r.Status)
 		}
 	}
-	if reason == "" && s.pending >= s.cfg.MaxPending {
+	if reason == "" && (s.pending >= s.cfg.MaxPending || len(s.dirty) >= s.cfg.MaxPending) {
 		s.mu.Unlock()
 		s.met.busy.Inc()
 		return Status{}, ErrBusy
@@ -279,6 +278,7 @@ func (s *Service) submit(ctx context.Context, c Command, checkACL bool) (Status,
 	r.Status = Status{ID: c.ID, Device: c.Device, Topic: c.Topic, Source: c.Source, CorrelationID: c.CorrelationID, CreatedAt: now}
 	s.live[c.ID] = r
 	s.fresh = append(s.fresh, c.ID)
+	s.dirty[c.ID] = true
 	if reason != "" {
 		s.applyLocked(r, Rejected, reason, nil, now)
 	} else {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -311,5 +312,53 @@ func TestShortTTL(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if p := got.payloads(); len(p) != 0 {
 		t.Errorf("expired commands delivered: %q", p)
+	}
+}
+
+// TestCrashAfterAccept: commands acknowledged by Submit (in the accept
+// log) and never checkpointed into the store survive a crash: the next
+// start replays them and the device gets each once, in order.
+func TestCrashAfterAccept(t *testing.T) {
+	dir := t.TempDir()
+	sink := newRecSink()
+	h := start(t, dir, true, sink, nil)
+	c := device(t, h.addr, "wal", false, &msgs{})
+	h.disconnect(c, "wal")
+	h.svc.crashed.Store(true)
+	for i := range 5 {
+		if _, err := h.svc.Submit(context.Background(), Command{ID: fmt.Sprint("w", i), Device: "wal", Payload: []byte(fmt.Sprint(i)), QoS: 1, TTL: time.Minute, Principal: "plant"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.stop()
+	if d, err := openDB(filepath.Join(dir, "commands")); err != nil {
+		t.Fatal(err)
+	} else {
+		_, ok, _ := d.get("w0")
+		d.close()
+		if ok {
+			t.Fatal("w0 reached the store: the crash was not simulated")
+		}
+	}
+
+	h2 := start(t, dir, true, sink, nil)
+	var got msgs
+	device(t, h2.addr, "wal", false, &got)
+	if p := got.wait(t, 5); !slices.Equal(p, []string{"0", "1", "2", "3", "4"}) {
+		t.Errorf("after the crash got %q", p)
+	}
+	for i := range 5 {
+		h2.waitState(fmt.Sprint("w", i), Delivered)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if p := got.payloads(); len(p) != 5 {
+		t.Errorf("duplicates after the crash: %q", p)
+	}
+	if evs := h2.waitEvents("w0", 2); evs[0] != Accepted || evs[len(evs)-1] != Delivered {
+		t.Errorf("events %v", evs)
+	}
+	segs, _ := segments(filepath.Join(dir, "commands"))
+	if len(segs) > 2 {
+		t.Errorf("%d accept log segments left after checkpoints: %v", len(segs), segs)
 	}
 }

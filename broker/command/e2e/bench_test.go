@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -32,6 +34,7 @@ type latencies struct {
 	mu   sync.Mutex
 	seen []bool
 	lat  []time.Duration
+	at   []time.Time // scheduled send time of lat[i]
 	dups int
 	bad  int
 	done chan struct{} // closed when every sequence number arrived
@@ -62,6 +65,7 @@ func (l *latencies) record(p *paho.Publish) {
 	}
 	l.seen[seq] = true
 	l.lat = append(l.lat, now.Sub(sent))
+	l.at = append(l.at, sent)
 	if len(l.lat) == len(l.seen) {
 		close(l.done)
 	}
@@ -91,7 +95,7 @@ func TestBenchKafkaToDevices(t *testing.T) {
 
 	st := startStack(t, 3, func(c *kafkasource.Config) {
 		c.CommitInterval = 100 * time.Millisecond
-		c.Concurrency = envInt("SLUICE_BENCH_LANES", 16)
+		c.Concurrency = envInt("SLUICE_BENCH_LANES", c.Concurrency)
 	})
 	l := &latencies{seen: make([]bool, n), lat: make([]time.Duration, 0, n), done: make(chan struct{})}
 	names := make([]string, devices)
@@ -161,6 +165,7 @@ func TestBenchKafkaToDevices(t *testing.T) {
 	}
 	l.mu.Lock()
 	lat := slices.Clone(l.lat)
+	perSecond := secondMax(start, l.at, l.lat)
 	dups, bad := l.dups, l.bad
 	l.mu.Unlock()
 	slices.Sort(lat)
@@ -174,8 +179,10 @@ func TestBenchKafkaToDevices(t *testing.T) {
 	t.Logf("%d commands to %d devices in %s (%.0f/s): received %d, lost %d, duplicates %d, malformed %d",
 		n, devices, sendTime.Round(time.Millisecond), float64(n)/sendTime.Seconds(), len(lat), lost, dups, bad)
 	t.Logf("record→device latency: p50 %s  p90 %s  p99 %s  p99.9 %s  max %s", q(0.50), q(0.90), q(0.99), q(0.999), q(1))
-	for _, h := range []string{"sluice_commands_kafka_record_age_seconds", "sluice_commands_kafka_submit_seconds"} {
-		t.Logf("%s: p50 ≤ %s  p99 ≤ %s", h, histQuantile(t, st.reg, h, 0.5), histQuantile(t, st.reg, h, 0.99))
+	t.Logf("worst latency per second of the run: %v", perSecond)
+	for _, h := range []string{"sluice_commands_kafka_record_age_seconds", "sluice_commands_kafka_submit_seconds",
+		"sluice_commands_store_flush_seconds"} {
+		t.Logf("%s: %s", h, histSummary(t, st.reg, h))
 	}
 	if lost > 0 || bad > 0 {
 		t.Errorf("%d commands lost, %d malformed", lost, bad)
@@ -185,25 +192,52 @@ func TestBenchKafkaToDevices(t *testing.T) {
 	}
 }
 
-// histQuantile returns the upper bound of the bucket holding quantile q
-// of histogram name.
-func histQuantile(t testing.TB, reg *prometheus.Registry, name string, q float64) time.Duration {
+// secondMax returns the worst latency of the commands scheduled in each
+// second after start: stalls show up as a few bad seconds.
+func secondMax(start time.Time, at []time.Time, lat []time.Duration) []time.Duration {
+	var out []time.Duration
+	for i, a := range at {
+		s := int(a.Sub(start) / time.Second)
+		if s < 0 {
+			continue
+		}
+		for len(out) <= s {
+			out = append(out, 0)
+		}
+		out[s] = max(out[s], lat[i].Round(time.Millisecond))
+	}
+	return out
+}
+
+// histSummary describes each series of histogram name: p50, p99 and max
+// as the upper bound of the bucket holding them.
+func histSummary(t testing.TB, reg *prometheus.Registry, name string) string {
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
+	var out []string
 	for _, mf := range mfs {
-		if mf.GetName() != name || len(mf.GetMetric()) == 0 {
+		if mf.GetName() != name {
 			continue
 		}
-		h := mf.GetMetric()[0].GetHistogram()
-		want := uint64(q * float64(h.GetSampleCount()))
-		for _, b := range h.GetBucket() {
-			if b.GetCumulativeCount() >= want {
-				return time.Duration(b.GetUpperBound() * float64(time.Second))
+		for _, m := range mf.GetMetric() {
+			h := m.GetHistogram()
+			q := func(q float64) string {
+				want := uint64(math.Ceil(q * float64(h.GetSampleCount())))
+				for _, b := range h.GetBucket() {
+					if b.GetCumulativeCount() >= want {
+						return time.Duration(b.GetUpperBound() * float64(time.Second)).String()
+					}
+				}
+				return "+Inf"
 			}
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			out = append(out, fmt.Sprintf("{%s} n=%d p50 ≤ %s p99 ≤ %s max ≤ %s", strings.Join(labels, ","), h.GetSampleCount(), q(0.5), q(0.99), q(1)))
 		}
-		return -1
 	}
-	return 0
+	return strings.Join(out, "; ")
 }

@@ -68,9 +68,10 @@ type Config struct {
 	// TTL is the time to live of records without a TTL header; 0 means
 	// the command service's default. Default: 0.
 	TTL time.Duration `koanf:"ttl"`
-	// Concurrency is the number of commands submitted at once. Commands
-	// for the same device are always submitted one after another, in
-	// record order. Default: 16.
+	// Concurrency is the number of commands submitted at once; each
+	// waits for the command store's group commit, so more of them share
+	// each sync. Commands for the same device are always submitted one
+	// after another, in record order. Default: 128.
 	Concurrency int `koanf:"concurrency"`
 	// QueueSize bounds the records fetched but not yet submitted, per
 	// concurrent submitter; when full, fetching waits. Default: 64.
@@ -108,7 +109,7 @@ func DefaultConfig() Config {
 		CorrelationHeader: "correlation-id",
 		ContentTypeHeader: "content-type",
 		QoS:               &qos,
-		Concurrency:       16,
+		Concurrency:       128,
 		QueueSize:         64,
 		MaxWait:           500 * time.Millisecond,
 		CommitInterval:    100 * time.Millisecond,
