@@ -95,11 +95,13 @@ type fieldNode struct {
 type fieldKid struct {
 	key  string
 	node *fieldNode
-	// quoted is the key in quotes and pat its first 8 bytes (or fewer,
-	// masked by mask) as a little-endian word: the predicted key is
-	// checked with one compare (two for keys over 6 bytes).
-	quoted    string
-	pat, mask uint64
+	// quoted is the key in quotes, pat its first 8 bytes and pat2 the 8
+	// after (or fewer, masked by mask and mask2) as little-endian words:
+	// the predicted key is checked with one compare, two for keys of 7
+	// to 14 bytes.
+	quoted      string
+	pat, mask   uint64
+	pat2, mask2 uint64
 	// plain says the key holds no quote or backslash, so its raw text in
 	// a document is the key itself.
 	plain bool
@@ -115,6 +117,10 @@ func (n *fieldNode) add(path []string, slot int) {
 			for j := 0; j < len(q) && j < 8; j++ {
 				kid.pat |= uint64(q[j]) << (8 * j)
 				kid.mask |= 0xff << (8 * j)
+			}
+			for j := 8; j < len(q) && j < 16; j++ {
+				kid.pat2 |= uint64(q[j]) << (8 * (j - 8))
+				kid.mask2 |= 0xff << (8 * (j - 8))
 			}
 			n.kids = slices.Insert(n.kids, i, kid)
 		}
@@ -326,11 +332,16 @@ func predicted(d []byte, i int, node *fieldNode, next int) int {
 	if !k.plain || end > len(d) {
 		return 0
 	}
-	if i+8 <= len(d) {
-		if binary.LittleEndian.Uint64(d[i:])&k.mask != k.pat || (len(k.quoted) > 8 && string(d[i+8:end]) != k.quoted[8:]) {
+	switch {
+	case i+16 <= len(d) && len(k.quoted) <= 16:
+		if binary.LittleEndian.Uint64(d[i:])&k.mask != k.pat || binary.LittleEndian.Uint64(d[i+8:])&k.mask2 != k.pat2 {
 			return 0
 		}
-	} else if string(d[i:end]) != k.quoted {
+	case i+8 <= len(d) && len(k.quoted) <= 8:
+		if binary.LittleEndian.Uint64(d[i:])&k.mask != k.pat {
+			return 0
+		}
+	case string(d[i:end]) != k.quoted:
 		return 0
 	}
 	return end

@@ -227,3 +227,37 @@ func TestParseShortFloat(t *testing.T) {
 		}
 	}
 }
+
+// TestPredictedKeys scans keys of every length class the predicted-key
+// compare handles (one word, two words, longer), in order, out of order,
+// near the end of the data and differing in their last byte.
+func TestPredictedKeys(t *testing.T) {
+	paths := []string{"ab", "quality", "fourteen_bytes", "a_key_longer_than_16"}
+	root := fields(paths...)
+	tests := []struct{ in, want string }{
+		{`{"ab":1,"quality":2,"fourteen_bytes":3,"a_key_longer_than_16":4}`, "1,2,3,4"},
+		{`{"a_key_longer_than_16":4,"fourteen_bytes":3,"quality":2,"ab":1}`, "1,2,3,4"},
+		{`{"ac":1,"qualitz":2,"fourteen_bytez":3,"a_key_longer_than_17":4}`, ",,,"},
+		{`{"ab":1,"quality":2,"fourteen_bytes":3,"a_key_longer_than_16":4,"zz":5}`, "1,2,3,4"},
+		{`{"quality":2}`, ",2,,"},
+		{`{"ab":1}`, "1,,,"},
+		{`{"ab" : 1 , "quality":[2]}`, "1,[2],,"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			slots := make([]span, len(paths))
+			var s scanner
+			in := []byte(tt.in)
+			if err := s.scan(in, root, slots); err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, sp := range slots {
+				got = append(got, string(sp.text(in)))
+			}
+			if strings.Join(got, ",") != tt.want {
+				t.Fatalf("slots %q, want %s", got, tt.want)
+			}
+		})
+	}
+}

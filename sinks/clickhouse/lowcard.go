@@ -11,7 +11,17 @@ type lowCard struct {
 	conv   *scalar[string] // converts and checks the values
 	ptrs   []*string
 	intern map[string]*string
+	// few holds the values while there are at most maxFew: comparing a
+	// handful of strings is cheaper than hashing one.
+	few []lcValue
 }
+
+type lcValue struct {
+	s string
+	p *string
+}
+
+const maxFew = 8
 
 func newLowCard(conv *scalar[string]) *lowCard {
 	return &lowCard{conv: conv, intern: map[string]*string{}}
@@ -42,11 +52,22 @@ func (b *lowCard) push() {
 		return
 	}
 	s := b.conv.vals[n]
+	if len(b.intern) <= maxFew {
+		for i := range b.few {
+			if v := &b.few[i]; len(v.s) == len(s) && v.s == s {
+				b.ptrs = append(b.ptrs, v.p)
+				return
+			}
+		}
+	}
 	p := b.intern[s]
 	if p == nil {
 		p = new(string)
 		*p = s
 		b.intern[s] = p
+		if len(b.intern) <= maxFew {
+			b.few = append(b.few, lcValue{s, p})
+		}
 	}
 	b.ptrs = append(b.ptrs, p)
 }
@@ -66,4 +87,6 @@ func (b *lowCard) reset() {
 	clear(b.ptrs)
 	b.ptrs = b.ptrs[:0]
 	clear(b.intern) // its keys point into records and the arena
+	clear(b.few)
+	b.few = b.few[:0]
 }
