@@ -30,7 +30,7 @@ import (
 const flushEvery = 50 * time.Millisecond
 
 // acceptLoop runs accept flushes when kicked until ctx ends, then once
-// more.
+// more. A failed append is retried after a pause.
 func (s *Service) acceptLoop(ctx context.Context) {
 	for {
 		select {
@@ -39,18 +39,26 @@ func (s *Service) acceptLoop(ctx context.Context) {
 			return
 		case <-s.kick:
 		}
-		s.acceptFlush()
+		for s.acceptFlush() != nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(10 * time.Millisecond):
+				continue
+			}
+			break
+		}
 	}
 }
 
-// acceptFlush logs the fresh records.
-func (s *Service) acceptFlush() {
+// acceptFlush logs the fresh records. After an error they are fresh
+// again, for the next one.
+func (s *Service) acceptFlush() error {
 	s.walMu.Lock()
 	defer s.walMu.Unlock()
 	s.mu.Lock()
 	if len(s.fresh) == 0 {
 		s.mu.Unlock()
-		return
+		return nil
 	}
 	s.started++
 	gen := s.started
@@ -88,8 +96,7 @@ func (s *Service) acceptFlush() {
 		s.fresh = append(fresh, s.fresh...)
 		s.out.requeue(toLog, evs, 0)
 		s.mu.Unlock()
-		go s.kickLater() // retry soon, without spinning
-		return
+		return err
 	}
 	s.out.markStored(toLog, evs)
 	s.mu.Lock()
@@ -99,16 +106,7 @@ func (s *Service) acceptFlush() {
 		s.flushed = nil
 	}
 	s.mu.Unlock()
-}
-
-// kickLater kicks the accept flush after a pause (a retry after a
-// failed append).
-func (s *Service) kickLater() {
-	time.Sleep(10 * time.Millisecond)
-	select {
-	case s.kick <- struct{}{}:
-	default:
-	}
+	return nil
 }
 
 // checkpointLoop checkpoints every flushEvery until ctx ends, then once

@@ -171,7 +171,7 @@ func (s *Service) sweepLoop(ctx context.Context) {
 		}
 		if ref := s.b.Load(); ref != nil {
 			for _, id := range retry {
-				s.publish(ctx, ref.b, id, false)
+				_, _ = s.publish(ctx, ref.b, id, false)
 			}
 		}
 		if now.Sub(lastPurge) >= time.Minute {

@@ -162,7 +162,12 @@ func (o *outbox) takeCheckpoint(skip map[string]struct{}) checkpoint {
 	defer o.mu.Unlock()
 	cp := checkpoint{deleteBelow: o.deleteBelow, mark: o.nextSeq}
 	o.deleteBelow = 0
-	k := sort.Search(len(o.stored), func(i int) bool { return o.stored[i].Seq >= o.inStore })
+	low := o.nextSeq // logged events every sink already took need not be stored
+	for _, sk := range o.sinks {
+		low = min(low, sk.cursor)
+	}
+	from := max(o.inStore, low)
+	k := sort.Search(len(o.stored), func(i int) bool { return o.stored[i].Seq >= from })
 	cp.events = append(cp.events, o.stored[k:]...)
 	keep := o.fresh[:0]
 	for _, e := range o.fresh {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -216,7 +217,7 @@ func (s *Service) redrive(ctx context.Context, b Broker) {
 		case st == Accepted || st == Queued:
 			// Never written to a connection as far as the store knows:
 			// published again (a session still holding it gets no copy).
-			s.publish(ctx, b, id, true)
+			_, _ = s.publish(ctx, b, id, true)
 			n++
 		case dev != "" && !b.CommandPending(dev, id):
 			s.transition(id, "", Failed, "not held by the broker after a restart: outcome unknown (it may have been delivered)", nil)
@@ -294,8 +295,10 @@ func (s *Service) submit(ctx context.Context, c Command, checkACL bool) (Status,
 	if reason != "" {
 		return s.status(c.ID), &RejectedError{Reason: reason, Denied: denied}
 	}
-	s.publish(ctx, ref.b, c.ID, false)
-	st := s.status(c.ID)
+	st, ok := s.publish(ctx, ref.b, c.ID, false)
+	if !ok {
+		st = s.status(c.ID)
+	}
 	return st, rejectedErr(st)
 }
 
@@ -358,20 +361,16 @@ func mqttExpiry(created, expires time.Time) (uint32, time.Time) {
 }
 
 // publish hands an accepted command (or, with again, a queued one after
-// a restart) to the broker and records the outcome.
-func (s *Service) publish(ctx context.Context, b Broker, id string, again bool) {
+// a restart) to the broker, records the outcome and returns the status
+// (ok false: it was not published, being published or not accepted).
+func (s *Service) publish(ctx context.Context, b Broker, id string, again bool) (st Status, ok bool) {
 	s.mu.Lock()
 	r := s.live[id]
 	if r == nil || r.publishing || (r.Status.State != Accepted && !(again && r.Status.State == Queued)) {
 		s.mu.Unlock()
-		return
+		return Status{}, false
 	}
-	r.publishing = true
-	defer func() {
-		s.mu.Lock()
-		r.publishing = false
-		s.mu.Unlock()
-	}()
+	r.publishing = true // r stays in live: it is pending
 	c := r.Cmd
 	expiry, received := mqttExpiry(r.Status.CreatedAt, r.Expires)
 	m := &broker.Message{
@@ -381,30 +380,41 @@ func (s *Service) publish(ctx context.Context, b Broker, id string, again bool) 
 	}
 	m.ResponseTopic = s.rspTmpl.render(c.Device, c.ID)
 	s.mu.Unlock()
+	to, reason := s.route(ctx, b, r, m)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r.publishing = false
+	if to != "" {
+		s.applyLocked(r, to, reason, nil, time.Now())
+	}
+	return copyStatus(r.Status), true
+}
+
+// route publishes m (of r) and returns the state it moves r to ("" to
+// stay accepted: the sweep retries) and why.
+func (s *Service) route(ctx context.Context, b Broker, r *record, m *broker.Message) (State, string) {
+	const expired = "TTL ran out before it was handed to the broker"
 	if !r.Expires.After(time.Now()) {
-		s.transition(id, "", Expired, "TTL ran out before it was handed to the broker", nil)
-		return
+		return Expired, expired
 	}
 	matched, err := b.PublishCommand(ctx, m)
+	c := &r.Cmd
 	found := len(matched) > 0
 	if c.Device != "" {
-		found = false
-		for _, cl := range matched {
-			found = found || cl == c.Device
-		}
+		found = slices.Contains(matched, c.Device)
 	}
 	switch {
 	case !found && err != nil:
-		s.log.Warn("publishing command", "id", id, "err", err) // stays accepted: the sweep retries
+		s.log.Warn("publishing command", "id", c.ID, "err", err)
+		return "", ""
 	case !found && !r.Expires.After(time.Now()):
-		s.transition(id, "", Expired, "TTL ran out before it was handed to the broker", nil)
+		return Expired, expired
 	case !found && c.Device != "":
-		s.transition(id, "", Rejected, fmt.Sprintf("no such device: %q has no session subscribed to %q", c.Device, c.Topic), nil)
+		return Rejected, fmt.Sprintf("no such device: %q has no session subscribed to %q", c.Device, c.Topic)
 	case !found:
-		s.transition(id, "", Rejected, fmt.Sprintf("no session subscribed to %q", c.Topic), nil)
-	default:
-		s.transition(id, "", Queued, "", nil)
+		return Rejected, fmt.Sprintf("no session subscribed to %q", c.Topic)
 	}
+	return Queued, ""
 }
 
 func rejectedErr(st Status) error {

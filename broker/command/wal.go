@@ -29,6 +29,12 @@ type walEntry struct {
 	Events []seqEvent `json:"events,omitempty"`
 }
 
+// walSegmentBytes is the size from which a checkpoint starts a new
+// segment (and later deletes the full one): the log a restart replays
+// stays about this small, and segments are not created at every
+// checkpoint.
+const walSegmentBytes = 1 << 20
+
 // walFrame is an entry's header: payload length, CRC-32C of the payload.
 const walFrame = 8
 
@@ -149,7 +155,7 @@ func createSegment(dir string, n uint64) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating accept log segment: %w", err)
 	}
-	preallocate(f, 4<<20)
+	preallocate(f, walSegmentBytes+64<<10)
 	if err := syncDir(dir); err != nil {
 		f.Close()
 		return nil, err
@@ -175,14 +181,14 @@ func (w *wal) switchSegment() error {
 	return nil
 }
 
-// cut ends the current segment if it holds anything and returns the
-// number below which every segment holds only entries already taken
-// from memory (and so covered by a checkpoint collected now).
+// cut ends the current segment once it is walSegmentBytes long and
+// returns the number below which every segment holds only entries
+// already taken from memory (so covered by a checkpoint collected now).
 func (w *wal) cut() (uint64, error) {
 	if w.f == nil {
 		return w.seg + 1, nil
 	}
-	if w.size > 0 {
+	if w.size >= walSegmentBytes {
 		if err := w.switchSegment(); err != nil {
 			return 0, err
 		}
