@@ -137,3 +137,18 @@ func benchPipeline(b *testing.B, mode Mode, publishers, window int) {
 type rawDecoder struct{}
 
 func (rawDecoder) Decode(string, []byte) (any, error) { return nil, nil }
+
+// BenchmarkDecodeRecord is the feed's per-record decode: a 256-byte
+// payload, one output, into a message and output array on the stack.
+func BenchmarkDecodeRecord(b *testing.B) {
+	m := &broker.Message{Topic: "bench/bench-1", ClientID: "bench-1", QoS: 1, Payload: make([]byte, 256), ReceivedAt: time.Now()}
+	data := appendRecord(nil, m, []Output{{Rule: "all", Sink: "hook"}})
+	b.ReportAllocs()
+	for b.Loop() {
+		var msg broker.Message
+		var outs [4]Output
+		if _, err := decodeInto(&msg, outs[:0], data, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -83,15 +83,25 @@ func appendRecord(b []byte, m *broker.Message, outs []Output) []byte {
 
 var errShortRecord = errors.New("record truncated")
 
+// recordReader decodes a record's fields in order. The first error
+// sticks: it empties b, so every later read fails too, and the one-byte
+// fast paths need no error check of their own.
 type recordReader struct {
 	b     []byte
 	err   error
 	alias bool // strings and slices point into b instead of copying
 }
 
-func (r *recordReader) byte() byte {
-	if r.err != nil || len(r.b) < 1 {
+func (r *recordReader) fail() {
+	if r.err == nil {
 		r.err = errShortRecord
+	}
+	r.b = nil
+}
+
+func (r *recordReader) byte() byte {
+	if len(r.b) < 1 {
+		r.fail()
 		return 0
 	}
 	c := r.b[0]
@@ -100,12 +110,18 @@ func (r *recordReader) byte() byte {
 }
 
 func (r *recordReader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
+	if len(r.b) > 0 && r.b[0] < 0x80 { // one byte: most lengths and counts
+		v := uint64(r.b[0])
+		r.b = r.b[1:]
+		return v
 	}
+	return r.uvarintSlow()
+}
+
+func (r *recordReader) uvarintSlow() uint64 {
 	v, n := binary.Uvarint(r.b)
 	if n <= 0 {
-		r.err = errShortRecord
+		r.fail()
 		return 0
 	}
 	r.b = r.b[n:]
@@ -113,12 +129,9 @@ func (r *recordReader) uvarint() uint64 {
 }
 
 func (r *recordReader) varint() int64 {
-	if r.err != nil {
-		return 0
-	}
 	v, n := binary.Varint(r.b)
 	if n <= 0 {
-		r.err = errShortRecord
+		r.fail()
 		return 0
 	}
 	r.b = r.b[n:]
@@ -128,12 +141,20 @@ func (r *recordReader) varint() int64 {
 // bytes returns a slice aliasing the record; callers copy if they keep it
 // past the record's lifetime.
 func (r *recordReader) bytes() []byte {
-	n := r.uvarint()
-	if r.err != nil {
-		return nil
+	if len(r.b) > 0 && r.b[0] < 0x80 { // one-byte length (inlined)
+		if n := int(r.b[0]) + 1; n <= len(r.b) {
+			s := r.b[1:n:n]
+			r.b = r.b[n:]
+			return s
+		}
 	}
+	return r.bytesSlow()
+}
+
+func (r *recordReader) bytesSlow() []byte {
+	n := r.uvarint()
 	if n > uint64(len(r.b)) {
-		r.err = errShortRecord
+		r.fail()
 		return nil
 	}
 	s := r.b[:n:n]
@@ -164,8 +185,8 @@ func (r *recordReader) copyBytes(b []byte) []byte {
 // cannot possibly hold (each element takes at least min bytes).
 func (r *recordReader) count(min int) int {
 	n := r.uvarint()
-	if r.err == nil && n > uint64(len(r.b)/min) {
-		r.err = errShortRecord
+	if n > uint64(len(r.b)/min) {
+		r.fail()
 		return 0
 	}
 	return int(n)
