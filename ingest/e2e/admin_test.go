@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/ingest/spool"
 )
 
 // flowStats mirrors one entry of the accounting JSON.
@@ -64,8 +66,37 @@ type ingestState struct {
 		Appended       uint64
 		Fsyncs         uint64
 		FsyncTime      int64 // ns
+		FsyncMax       int64 // ns
+		FsyncBuckets   []uint64
 		AvgBatch       float64
 	} `json:"spool"`
+}
+
+// fsyncTail summarizes the spool's fsync durations: the bucket bounds
+// (spool.FsyncBucketBounds) holding the median and the 99th percentile,
+// and the longest.
+func (s ingestState) fsyncTail() string {
+	var total uint64
+	for _, c := range s.Spool.FsyncBuckets {
+		total += c
+	}
+	if total == 0 {
+		return "no fsync"
+	}
+	bound := func(q float64) string {
+		var seen uint64
+		for i, c := range s.Spool.FsyncBuckets {
+			seen += c
+			if float64(seen) >= q*float64(total) {
+				if i < len(spool.FsyncBucketBounds) {
+					return "≤" + spool.FsyncBucketBounds[i].String()
+				}
+				return ">" + spool.FsyncBucketBounds[len(spool.FsyncBucketBounds)-1].String()
+			}
+		}
+		return "?"
+	}
+	return fmt.Sprintf("fsync p50 %s p99 %s max %v", bound(0.5), bound(0.99), time.Duration(s.Spool.FsyncMax).Round(10*time.Microsecond))
 }
 
 // flow returns the (rule, sink) flow, zero when absent.

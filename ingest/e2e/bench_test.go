@@ -201,7 +201,7 @@ func TestBenchLatency(t *testing.T) {
 			res, st := run(mode, half, dur)
 			batch := ""
 			if st.Spool.Fsyncs > 0 {
-				batch = fmt.Sprintf("; %.1f records per fsync, fsync %.2fms", st.Spool.AvgBatch, float64(st.Spool.FsyncTime)/float64(st.Spool.Fsyncs)/1e6)
+				batch = fmt.Sprintf("; %.1f records per fsync, fsync mean %.2fms, %s", st.Spool.AvgBatch, float64(st.Spool.FsyncTime)/float64(st.Spool.Fsyncs)/1e6, st.fsyncTail())
 			}
 			t.Logf("round %d %-5s %v%s (%s)", round, mode, res, batch, loadAvg())
 		}

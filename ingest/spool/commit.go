@@ -306,6 +306,8 @@ func (w *writer) publish(took time.Duration) {
 	s.queueFrame -= w.syncFrame
 	s.counters.fsyncs++
 	s.counters.fsyncTime += took
+	s.counters.fsyncMax = max(s.counters.fsyncMax, took)
+	s.counters.fsyncBuckets[fsyncBucket(took)]++
 	s.counters.batches++
 	s.counters.appended += n
 	close(s.commitCh)

@@ -82,12 +82,14 @@ type Spool struct {
 
 // counters are cumulative statistics, guarded by Spool.mu.
 type counters struct {
-	fsyncs    uint64
-	fsyncTime time.Duration
-	batches   uint64
-	appended  uint64
-	dropped   uint64
-	deleted   uint64
+	fsyncs       uint64
+	fsyncTime    time.Duration
+	fsyncMax     time.Duration
+	fsyncBuckets [11]uint64 // len(FsyncBucketBounds)+1
+	batches      uint64
+	appended     uint64
+	dropped      uint64
+	deleted      uint64
 }
 
 // Open opens (creating if needed) the spool in dir, recovers a torn tail

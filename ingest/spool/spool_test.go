@@ -368,6 +368,39 @@ func TestStatsAndLag(t *testing.T) {
 			if st.Head != n || st.Segments != 1 || st.Bytes != segHeaderSize+n*100 || st.Fsyncs == 0 {
 				t.Fatalf("Stats() = %+v", st)
 			}
+			var inBuckets uint64
+			for _, c := range st.FsyncBuckets {
+				inBuckets += c
+			}
+			if len(st.FsyncBuckets) != len(FsyncBucketBounds)+1 || inBuckets != st.Fsyncs || st.FsyncMax <= 0 || st.FsyncMax > st.FsyncTime {
+				t.Fatalf("fsync histogram %v (max %v) for %d fsyncs taking %v", st.FsyncBuckets, st.FsyncMax, st.Fsyncs, st.FsyncTime)
+			}
 		})
+	}
+}
+
+func TestFsyncBucket(t *testing.T) {
+	tests := []struct {
+		name string
+		d    time.Duration
+		want int
+	}{
+		{name: "zero", d: 0, want: 0},
+		{name: "on the first bound", d: 250 * time.Microsecond, want: 0},
+		{name: "just above it", d: 251 * time.Microsecond, want: 1},
+		{name: "3 ms", d: 3 * time.Millisecond, want: 4},
+		{name: "on the last bound", d: 128 * time.Millisecond, want: len(FsyncBucketBounds) - 1},
+		{name: "above every bound", d: time.Second, want: len(FsyncBucketBounds)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := fsyncBucket(tc.d); got != tc.want {
+				t.Fatalf("fsyncBucket(%v) = %d, want %d", tc.d, got, tc.want)
+			}
+		})
+	}
+	var c counters
+	if len(c.fsyncBuckets) != len(FsyncBucketBounds)+1 {
+		t.Fatalf("counters hold %d buckets for %d bounds", len(c.fsyncBuckets), len(FsyncBucketBounds))
 	}
 }

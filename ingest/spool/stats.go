@@ -27,6 +27,12 @@ type Stats struct {
 	Fsyncs uint64
 	// FsyncTime is the total time spent in data fsyncs.
 	FsyncTime time.Duration
+	// FsyncMax is the longest data fsync.
+	FsyncMax time.Duration
+	// FsyncBuckets counts data fsyncs by duration: FsyncBuckets[i] those
+	// up to FsyncBucketBounds[i], the last one those above every bound.
+	// It tells a slow disk from slow scheduling when acks are late.
+	FsyncBuckets []uint64
 	// AvgBatch is Appended / Fsyncs: records made durable per fsync.
 	AvgBatch float64
 	// Dropped is the number of records lost to cursors since Open, summed
@@ -36,6 +42,23 @@ type Stats struct {
 	SegmentsDeleted uint64
 	// Cursors has one entry per cursor, sorted by name.
 	Cursors []CursorStats
+}
+
+// FsyncBucketBounds are the upper bounds of Stats.FsyncBuckets.
+var FsyncBucketBounds = []time.Duration{
+	250 * time.Microsecond, 500 * time.Microsecond, time.Millisecond, 2 * time.Millisecond,
+	4 * time.Millisecond, 8 * time.Millisecond, 16 * time.Millisecond, 32 * time.Millisecond,
+	64 * time.Millisecond, 128 * time.Millisecond,
+}
+
+// fsyncBucket is the index in Stats.FsyncBuckets for an fsync of d.
+func fsyncBucket(d time.Duration) int {
+	for i, b := range FsyncBucketBounds {
+		if d <= b {
+			return i
+		}
+	}
+	return len(FsyncBucketBounds)
 }
 
 // CursorStats describes one cursor.
@@ -80,6 +103,8 @@ func (s *Spool) Stats() Stats {
 		Appended:        s.counters.appended,
 		Fsyncs:          s.counters.fsyncs,
 		FsyncTime:       s.counters.fsyncTime,
+		FsyncMax:        s.counters.fsyncMax,
+		FsyncBuckets:    slices.Clone(s.counters.fsyncBuckets[:]),
 		Dropped:         s.counters.dropped,
 		SegmentsDeleted: s.counters.deleted,
 	}
