@@ -66,6 +66,7 @@ func (c commandsSection) Validate() []error {
 type commands struct {
 	svc    *command.Service
 	source *kafkasource.Source // nil: no Kafka source
+	met    *status.Metrics     // shared by the status publishers and the rules' sink
 }
 
 // newCommands builds the command service (nil when disabled) with its
@@ -93,7 +94,7 @@ func newCommands(cfg Config, set map[string]sinks.Sink, log *slog.Logger, reg pr
 	if err != nil {
 		return nil, err
 	}
-	c := &commands{svc: svc}
+	c := &commands{svc: svc, met: sm}
 	if cc.Kafka.Enabled {
 		if c.source, err = kafkasource.New(cc.Kafka, svc, kafkasource.Options{Logger: log.With("component", "commands_kafka"), Registerer: reg}); err != nil {
 			return nil, err
@@ -107,7 +108,7 @@ func (c *commands) ruleSink(cfg Config, log *slog.Logger) (sinks.Sink, error) {
 	if c == nil {
 		return nil, nil
 	}
-	return status.NewRuleSink(cfg.Commands.RuleSink, c.svc, status.Options{Logger: log.With("component", "commands")})
+	return status.NewRuleSink(cfg.Commands.RuleSink, c.svc, status.Options{Logger: log.With("component", "commands"), Metrics: c.met})
 }
 
 // consumer wraps the pipeline so the service sees device replies.
