@@ -71,7 +71,7 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 		}
 		t.TLS = tc
 	}
-	mech, err := mechanism(cfg.SASL)
+	mech, err := cfg.SASL.Load()
 	if err != nil {
 		stop()
 		return nil, fmt.Errorf("configuring kafka sink sasl: %w", err)
@@ -105,7 +105,10 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 	return s, nil
 }
 
-func mechanism(c SASLConfig) (sasl.Mechanism, error) {
+// Load returns the SASL mechanism c describes (nil when Mechanism is
+// empty), its password's ${NAME} references read from the environment.
+// Other Kafka clients of Sluice (the command source) use it too.
+func (c SASLConfig) Load() (sasl.Mechanism, error) {
 	if c.Mechanism == "" {
 		return nil, nil
 	}

@@ -89,10 +89,15 @@ type Config struct {
 	RetryInitial time.Duration `koanf:"retry_initial"`
 	// RetryMax caps the wait between retries. Default: 10s.
 	RetryMax time.Duration `koanf:"retry_max"`
-	// DialTimeout bounds opening a connection, TLS included. Default: 5s.
+	// DialTimeout bounds opening a connection, TLS and SASL included.
+	// Default: 5s.
 	DialTimeout time.Duration `koanf:"dial_timeout"`
 	// TLS configures encrypted connections to the brokers.
 	TLS kafka.TLSConfig `koanf:"tls"`
+	// SASL configures authentication, as for the Kafka sink (mechanism
+	// plain, scram-sha-256 or scram-sha-512; ${NAME} in the password is
+	// read from the environment).
+	SASL kafka.SASLConfig `koanf:"sasl"`
 }
 
 // DefaultConfig returns the defaults (Brokers and Topics still have to be
@@ -222,6 +227,17 @@ func (c Config) Validate() []error {
 	}
 	if c.RetryMax < c.RetryInitial {
 		bad("retry_max", "must not be below retry_initial (%s)", c.RetryInitial)
+	}
+	switch c.SASL.Mechanism {
+	case "", "plain", "scram-sha-256", "scram-sha-512":
+	default:
+		bad("sasl.mechanism", "must be plain, scram-sha-256 or scram-sha-512, not %q", c.SASL.Mechanism)
+	}
+	if c.SASL.Mechanism != "" && c.SASL.Username == "" {
+		bad("sasl.username", "is required with sasl.mechanism %s", c.SASL.Mechanism)
+	}
+	if c.SASL.Mechanism == "" && (c.SASL.Username != "" || c.SASL.Password != "") {
+		bad("sasl.mechanism", "is required when sasl.username or sasl.password is set")
 	}
 	errs = append(errs, c.TLS.Files().Validate("tls.")...)
 	if !c.TLS.Enabled && c.TLS != (kafka.TLSConfig{}) {

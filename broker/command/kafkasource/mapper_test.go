@@ -44,6 +44,12 @@ func TestConfigValidate(t *testing.T) {
 			"ttl: must not be negative", "concurrency: must be between", "retry_max: must not be below",
 			"tls.enabled: must be true",
 		}},
+		{name: "sasl", mod: func(c *Config) { c.SASL.Mechanism = "gssapi" }, want: []string{
+			"sasl.mechanism: must be plain, scram-sha-256 or scram-sha-512", "sasl.username: is required",
+		}},
+		{name: "sasl user without mechanism", mod: func(c *Config) { c.SASL.Username = "u" }, want: []string{
+			"sasl.mechanism: is required",
+		}},
 		{name: "nothing to read", mod: func(c *Config) { c.Brokers, c.Topics = nil, nil }, want: []string{
 			"brokers: at least one", "topics: at least one",
 		}},

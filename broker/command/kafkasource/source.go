@@ -44,7 +44,8 @@ type Source struct {
 }
 
 // New validates cfg and builds a source submitting to sub. It reads the
-// TLS files cfg names but opens no connection.
+// TLS files cfg names and the SASL password's environment variables but
+// opens no connection.
 func New(cfg Config, sub command.Submitter, opts Options) (*Source, error) {
 	cfg.Enabled = true
 	cfg = cfg.withDefaults()
@@ -73,6 +74,9 @@ func New(cfg Config, sub command.Submitter, opts Options) (*Source, error) {
 			return nil, fmt.Errorf("configuring kafka command source tls: %w", err)
 		}
 		dialer.TLS = tc
+	}
+	if dialer.SASLMechanism, err = cfg.SASL.Load(); err != nil {
+		return nil, fmt.Errorf("configuring kafka command source sasl: %w", err)
 	}
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {
