@@ -115,3 +115,42 @@ func TestDevicePublishProperties(t *testing.T) {
 		t.Fatal("the device received nothing")
 	}
 }
+
+// TestStaleRecordExpires: a record whose TTL its time in Kafka used up
+// (produced 3 s before it is read, ttl 2s) ends expired; the device gets
+// only the fresh record produced after it.
+func TestStaleRecordExpires(t *testing.T) {
+	st := startStack(t, 1, nil)
+	got := make(chan *paho.Publish, 4)
+	connectDevice(t, st.mqtt, "mixer-2", nil, func(p *paho.Publish) { got <- p })
+	prod := newProducer(t, st.kafka)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	recs := []*kgo.Record{
+		{Key: []byte("mixer-2"), Value: []byte("stale"), Timestamp: time.Now().Add(-3 * time.Second),
+			Headers: []kgo.RecordHeader{{Key: "command-id", Value: []byte("stale-1")}, {Key: "ttl", Value: []byte("2s")}}},
+		{Key: []byte("mixer-2"), Value: []byte("fresh"),
+			Headers: []kgo.RecordHeader{{Key: "command-id", Value: []byte("fresh-1")}, {Key: "ttl", Value: []byte("2s")}}},
+	}
+	if err := prod.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case p := <-got:
+		if string(p.Payload) != "fresh" {
+			t.Fatalf("device got %q, want only the fresh command", p.Payload)
+		}
+	case <-ctx.Done():
+		t.Fatal("the device received nothing")
+	}
+	sr := newStatusReader(t, st.kafka)
+	sr.until(ctx, t, func(evs map[string][]command.Event) bool { return len(evs["stale-1"]) >= 2 })
+	if s := states(sr.evs["stale-1"]); !slices.Equal(s, []command.State{command.Accepted, command.Expired}) {
+		t.Errorf("stale-1 states %v, want accepted, expired", s)
+	}
+	select {
+	case p := <-got:
+		t.Errorf("device got %q too", p.Payload)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
