@@ -105,46 +105,65 @@ func BenchmarkInsert(b *testing.B) {
 // (each round: one batch per writer, concurrently) and reports each
 // one's rate over the same span of time, and the sink's share of each
 // raw rate: on a shared machine the load changes from one benchmark to
-// the next, but it changes for both alike here.
+// the next, but it changes for both alike here. It also reports each
+// one's CPU per row, this process's (client) and the server's.
+//
+// With merges=on the server merges parts in the background as it would,
+// and a merge's CPU lands on whichever variant runs meanwhile (the
+// slower one gets more). With merges=off merges are stopped and the
+// table emptied after every round (outside the timing), so each variant
+// pays for its own inserts only: the server runs on the same two vCPUs
+// here, where in a deployment it has its own.
 //
 //	go test ./sinks/clickhouse -run '^$' -bench VersusRaw -benchtime 40x
-//
-// It also reports each one's CPU per row, this process's (client) and
-// the server's: a variant's CPU is what it costs when the machine is
-// busy, and varies less with other load than the rates do.
 func BenchmarkVersusRaw(b *testing.B) {
-	srv, variants := insertVariants(b)
-	for _, writers := range []int{1, 2} {
-		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
-			spent := make([]time.Duration, len(variants))
-			cli := make([]time.Duration, len(variants))
-			srvCPU := make([]time.Duration, len(variants))
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				// Rotate the order, so the merges one variant's inserts
-				// cause fall on each variant alike.
-				for k := range variants {
-					j := (i + k) % len(variants)
-					start, c0, s0 := time.Now(), processCPU(), srv.CPUTime()
-					if err := runWriters(writers, writers, variants[j].fn); err != nil {
-						b.Fatal(err)
-					}
-					spent[j] += time.Since(start)
-					cli[j] += processCPU() - c0
-					srvCPU[j] += srv.CPUTime() - s0
-				}
-			}
-			rows := float64(b.N * writers * benchRows)
-			rate := func(j int) float64 { return rows / spent[j].Seconds() }
-			for j, v := range variants {
-				b.ReportMetric(rate(j), v.name+"-rows/s")
-				b.ReportMetric(float64(cli[j])/rows, v.name+"-client-ns/row")
-				b.ReportMetric(float64(srvCPU[j])/rows, v.name+"-server-ns/row")
-			}
-			b.ReportMetric(100*rate(2)/rate(0), "%-of-raw-columns")
-			b.ReportMetric(100*rate(2)/rate(1), "%-of-raw-rows")
-		})
+	srv, table, variants := insertVariantsTable(b)
+	for _, merges := range []bool{true, false} {
+		if !merges {
+			srv.Exec(b, "SYSTEM STOP MERGES")
+			b.Cleanup(func() { srv.Exec(b, "SYSTEM START MERGES") })
+		}
+		for _, writers := range []int{1, 2} {
+			b.Run(fmt.Sprintf("merges=%s/writers=%d", map[bool]string{true: "on", false: "off"}[merges], writers), func(b *testing.B) {
+				versusRaw(b, srv, table, variants, writers, merges)
+			})
+		}
 	}
+}
+
+func versusRaw(b *testing.B, srv *chtest.Server, table string, variants []variant, writers int, merges bool) {
+	spent := make([]time.Duration, len(variants))
+	cli := make([]time.Duration, len(variants))
+	srvCPU := make([]time.Duration, len(variants))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		// Rotate the order, so the merges one variant's inserts
+		// cause fall on each variant alike.
+		for k := range variants {
+			j := (i + k) % len(variants)
+			start, c0, s0 := time.Now(), processCPU(), srv.CPUTime()
+			if err := runWriters(writers, writers, variants[j].fn); err != nil {
+				b.Fatal(err)
+			}
+			spent[j] += time.Since(start)
+			cli[j] += processCPU() - c0
+			srvCPU[j] += srv.CPUTime() - s0
+		}
+		if !merges {
+			b.StopTimer()
+			srv.Exec(b, "TRUNCATE TABLE "+table)
+			b.StartTimer()
+		}
+	}
+	rows := float64(b.N * writers * benchRows)
+	rate := func(j int) float64 { return rows / spent[j].Seconds() }
+	for j, v := range variants {
+		b.ReportMetric(rate(j), v.name+"-rows/s")
+		b.ReportMetric(float64(cli[j])/rows, v.name+"-client-ns/row")
+		b.ReportMetric(float64(srvCPU[j])/rows, v.name+"-server-ns/row")
+	}
+	b.ReportMetric(100*rate(2)/rate(0), "%-of-raw-columns")
+	b.ReportMetric(100*rate(2)/rate(1), "%-of-raw-rows")
 }
 
 type variant struct {
@@ -155,7 +174,13 @@ type variant struct {
 // insertVariants starts a table on the shared server and returns the
 // three ways of inserting benchRows rows into it: raw-columns,
 // raw-rows, sink (in that order).
-func insertVariants(b *testing.B) (*chtest.Server, []variant) {
+func insertVariants(b testing.TB) (*chtest.Server, []variant) {
+	srv, _, variants := insertVariantsTable(b)
+	return srv, variants
+}
+
+// insertVariantsTable is insertVariants, also naming the table.
+func insertVariantsTable(b testing.TB) (*chtest.Server, string, []variant) {
 	srv := server(b)
 	db, name := makeTable(b, srv, benchTable)
 	s := newSink(b, srv, Config{Database: db, Table: name})
@@ -193,7 +218,7 @@ func insertVariants(b *testing.B) (*chtest.Server, []variant) {
 		return batch.Send()
 	}
 	sink := func(ctx context.Context) error { return s.Write(ctx, records) }
-	return srv, []variant{{"raw-columns", raw}, {"raw-rows", rawRows}, {"sink", sink}}
+	return srv, db + "." + name, []variant{{"raw-columns", raw}, {"raw-rows", rawRows}, {"sink", sink}}
 }
 
 // runWriters runs fn n times over the given number of goroutines.
