@@ -64,8 +64,7 @@ func (s *Service) applyLocked(r *record, to State, reason string, response []byt
 			}
 		}
 		s.met.transitions.WithLabelValues(string(st)).Inc()
-		s.out.add(Event{ID: r.Status.ID, State: st, At: now, Device: r.Status.Device, Topic: r.Status.Topic,
-			Source: r.Status.Source, CorrelationID: r.Status.CorrelationID, Reason: tr.Reason, Response: r.Status.Response})
+		s.out.add(eventFrom(r, len(r.Status.History)-1), len(r.Status.History)-1)
 	}
 	if wasPending && !r.pending() {
 		s.pending--
@@ -75,6 +74,18 @@ func (s *Service) applyLocked(r *record, to State, reason string, response []byt
 		s.dirty[r.Status.ID] = false // written by the next checkpoint (≤ flushEvery), with its events
 	}
 	return true
+}
+
+// eventFrom is the status event of r's transition number idx. Events
+// are stored as (command id, idx) and rebuilt with it from the record.
+func eventFrom(r *record, idx int) Event {
+	tr := r.Status.History[idx]
+	ev := Event{ID: r.Status.ID, State: tr.State, At: tr.At, Device: r.Status.Device, Topic: r.Status.Topic,
+		Source: r.Status.Source, CorrelationID: r.Status.CorrelationID, Reason: tr.Reason}
+	if tr.State == Responded {
+		ev.Response = r.Status.Response
+	}
+	return ev
 }
 
 // transition moves command id to state. from, when set, is the client

@@ -42,7 +42,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		eventsPublished: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_commands_events_published_total",
 			Help: "Status events handed to a sink."}, []string{"sink"}),
 		eventsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_commands_events_dropped_total",
-			Help: "Status events a sink never got, by reason (outbox_full, too_old)."}, []string{"sink", "reason"}),
+			Help: "Status events a sink never got, by reason (outbox_full, too_old, purged: the command's status was purged first)."}, []string{"sink", "reason"}),
 		sinkErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_commands_event_sink_errors_total",
 			Help: "Failed attempts to hand status events to a sink (retried)."}, []string{"sink"}),
 		flushSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sluice_commands_store_flush_seconds",

@@ -73,14 +73,15 @@ func (o *outbox) load(inStore, logged []seqEvent) {
 	o.met.outboxBuffered.Set(float64(len(o.stored)))
 }
 
-// add numbers an event; nothing is kept without sinks.
-func (o *outbox) add(ev Event) {
+// add numbers an event, transition idx of its command; nothing is kept
+// without sinks.
+func (o *outbox) add(ev Event, idx int) {
 	if len(o.sinks) == 0 {
 		return
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.fresh = append(o.fresh, seqEvent{Seq: o.nextSeq, Ev: ev})
+	o.fresh = append(o.fresh, seqEvent{Seq: o.nextSeq, Idx: idx, Ev: ev})
 	o.nextSeq++
 	for len(o.fresh)+len(o.stored) > o.cfg.MaxEvents {
 		if len(o.stored) > 0 && (len(o.fresh) == 0 || o.stored[0].Seq < o.fresh[0].Seq) {
@@ -91,6 +92,13 @@ func (o *outbox) add(ev Event) {
 				o.met.eventsDropped.WithLabelValues(s.name, "outbox_full").Inc()
 			}
 		}
+	}
+}
+
+// countLost counts n events no sink will get (reason: why).
+func (o *outbox) countLost(n int, reason string) {
+	for _, s := range o.sinks {
+		o.met.eventsDropped.WithLabelValues(s.name, reason).Add(float64(n))
 	}
 }
 

@@ -33,7 +33,7 @@ func TestOutboxBounds(t *testing.T) {
 				map[string]EventSink{"s": sink}, slog.New(slog.DiscardHandler), met)
 			o.load(nil, nil)
 			for i := range c.add {
-				o.add(Event{ID: "x", State: Accepted, At: time.Now().Add(-c.age)})
+				o.add(Event{ID: "x", State: Accepted, At: time.Now().Add(-c.age)}, 0)
 				if i%2 == 1 { // some written between adds, as checkpoints would
 					o.checkpointed(o.takeCheckpoint(nil))
 				}
@@ -67,9 +67,9 @@ func TestOutboxFloor(t *testing.T) {
 	sink := newRecSink()
 	o := newOutbox(DefaultConfig().Outbox, map[string]EventSink{"s": sink}, slog.New(slog.DiscardHandler), met)
 	o.load(nil, nil)
-	o.add(Event{ID: "a", State: Sent, At: time.Now()})     // 1: lazy
-	o.add(Event{ID: "b", State: Accepted, At: time.Now()}) // 2: accept flush
-	o.add(Event{ID: "a", State: Delivered, At: time.Now()})
+	o.add(Event{ID: "a", State: Sent, At: time.Now()}, 0)     // 1: lazy
+	o.add(Event{ID: "b", State: Accepted, At: time.Now()}, 0) // 2: accept flush
+	o.add(Event{ID: "a", State: Delivered, At: time.Now()}, 0)
 	o.markStored(toLog, o.takeFor(map[string]struct{}{"b": {}}))
 	if evs, _, wait := o.next(0); wait == nil {
 		t.Fatalf("handed %v before the older event 1 was written", evs)

@@ -15,10 +15,14 @@ func (s *Service) open() error {
 	if err != nil {
 		return err
 	}
-	recs, events, err := d.loadPending()
+	recs, events, lost, err := d.loadPending()
 	if err != nil {
 		d.close()
 		return err
+	}
+	if lost > 0 {
+		s.log.Warn("status events dropped: their commands were purged", "events", lost)
+		s.out.countLost(lost, "purged")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -51,8 +55,9 @@ func (s *Service) open() error {
 			s.pending++
 		}
 		for _, ev := range e.Events {
-			if !seen[ev.Seq] {
+			if !seen[ev.Seq] && ev.Idx < len(r.Status.History) {
 				seen[ev.Seq] = true
+				ev.Ev = eventFrom(&r, ev.Idx)
 				loggedEvents = append(loggedEvents, ev)
 			}
 		}

@@ -364,3 +364,36 @@ func TestCrashAfterAccept(t *testing.T) {
 		t.Errorf("%d accept log segments left after checkpoints: %v", len(segs), segs)
 	}
 }
+
+// TestEventsSurviveRestart: status events no sink took before a restart
+// are rebuilt from the store (which keeps them as references to their
+// command's history) and delivered after it, in order, complete.
+func TestEventsSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	down := newRecSink()
+	down.fail = 1 << 30
+	h := start(t, dir, false, down, nil)
+	device5(t, h.addr, "ev5", "done")
+	if _, err := h.svc.Submit(context.Background(), Command{ID: "r1", Device: "ev5", Payload: []byte("go"), QoS: 1, CorrelationID: "c-9", Principal: "plant"}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState("r1", Responded)
+	h.stop()
+
+	up := newRecSink()
+	h2 := start(t, dir, false, up, nil)
+	want := []State{Accepted, Queued, Sent, Delivered, Responded}
+	if got := h2.waitEvents("r1", len(want)); !slices.Equal(got, want) {
+		t.Fatalf("events after the restart %v, want %v", got, want)
+	}
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	for i, e := range up.evs {
+		if e.Device != "ev5" || e.Topic != "devices/ev5/commands" || e.CorrelationID != "c-9" || e.At.IsZero() {
+			t.Errorf("event %d: %+v", i, e)
+		}
+		if (e.State == Responded) != (string(e.Response) == "done") {
+			t.Errorf("event %d (%s) response %q", i, e.State, e.Response)
+		}
+	}
+}

@@ -104,10 +104,28 @@ type batch struct {
 	deleteBelow uint64 // delete outbox events with seq < deleteBelow
 }
 
-// seqEvent is an outbox event and its position.
+// seqEvent is an outbox event and its position. It is stored as a
+// reference: Idx, the transition of its command it reports, and the
+// command id; the event is rebuilt from the command's record (eventFrom).
 type seqEvent struct {
-	Seq uint64
-	Ev  Event
+	Seq uint64 `json:"seq"`
+	Idx int    `json:"idx"`
+	Ev  Event  `json:"-"`
+}
+
+// eventRef encodes e as stored: uvarint Idx, then the command id.
+func eventRef(e *seqEvent) []byte {
+	b := binary.AppendUvarint(make([]byte, 0, 2+len(e.Ev.ID)), uint64(e.Idx))
+	return append(b, e.Ev.ID...)
+}
+
+// parseEventRef decodes eventRef.
+func parseEventRef(v []byte) (idx int, id string, err error) {
+	n, k := binary.Uvarint(v)
+	if k <= 0 || n > 1<<16 {
+		return 0, "", fmt.Errorf("bad event reference %x", v)
+	}
+	return int(n), string(v[k:]), nil
 }
 
 func (d *db) write(b *batch) error {
@@ -137,12 +155,8 @@ func (d *db) write(b *batch) error {
 				return err
 			}
 		}
-		for _, e := range b.events {
-			v, err := json.Marshal(e.Ev)
-			if err != nil {
-				return fmt.Errorf("encoding status event: %w", err)
-			}
-			if err := ob.Put(seqKey(e.Seq), v); err != nil {
+		for i := range b.events {
+			if err := ob.Put(seqKey(b.events[i].Seq), eventRef(&b.events[i])); err != nil {
 				return err
 			}
 		}
@@ -163,8 +177,8 @@ func (d *db) write(b *batch) error {
 }
 
 // loadPending returns the records not yet delivered or finished and the
-// outbox, oldest first.
-func (d *db) loadPending() (recs []record, events []seqEvent, err error) {
+// outbox, oldest first; lost counts the events whose command is gone.
+func (d *db) loadPending() (recs []record, events []seqEvent, lost int, err error) {
 	err = d.b.View(func(tx *bolt.Tx) error {
 		cb := tx.Bucket(bucketCmds)
 		err := tx.Bucket(bucketPending).ForEach(func(k, _ []byte) error {
@@ -182,20 +196,39 @@ func (d *db) loadPending() (recs []record, events []seqEvent, err error) {
 		if err != nil {
 			return err
 		}
+		byID := map[string]*record{}
+		for i := range recs {
+			byID[recs[i].Status.ID] = &recs[i]
+		}
 		return tx.Bucket(bucketOutbox).ForEach(func(k, v []byte) error {
-			var e seqEvent
-			e.Seq = binary.BigEndian.Uint64(k)
-			if err := json.Unmarshal(v, &e.Ev); err != nil {
+			e := seqEvent{Seq: binary.BigEndian.Uint64(k)}
+			idx, id, err := parseEventRef(v)
+			if err != nil {
 				return fmt.Errorf("decoding status event %d: %w", e.Seq, err)
 			}
+			r := byID[id]
+			if r == nil {
+				r = new(record)
+				if v := cb.Get([]byte(id)); v != nil {
+					if err := json.Unmarshal(v, r); err != nil {
+						return fmt.Errorf("decoding command %q: %w", id, err)
+					}
+				}
+				byID[id] = r
+			}
+			if idx >= len(r.Status.History) {
+				lost++ // its command was purged
+				return nil
+			}
+			e.Idx, e.Ev = idx, eventFrom(r, idx)
 			events = append(events, e)
 			return nil
 		})
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("loading command store: %w", err)
+		return nil, nil, 0, fmt.Errorf("loading command store: %w", err)
 	}
-	return recs, events, nil
+	return recs, events, lost, nil
 }
 
 // list returns up to limit records, newest first, that pass keep,

@@ -13,8 +13,8 @@ import (
 // the later segments are still read.
 func TestWALReplay(t *testing.T) {
 	entry := func(id string) walEntry {
-		return walEntry{Rec: record{Cmd: Command{ID: id}, Status: Status{ID: id, State: Accepted}},
-			Events: []seqEvent{{Seq: 1, Ev: Event{ID: id, State: Accepted}}}}
+		return walEntry{Rec: record{Cmd: Command{ID: id}, Status: Status{ID: id, State: Accepted, History: []Transition{{State: Accepted}}}},
+			Events: []seqEvent{{Seq: 7, Idx: 0}}}
 	}
 	cases := []struct {
 		name    string
@@ -53,7 +53,7 @@ func TestWALReplay(t *testing.T) {
 			}
 			var got []string
 			next, bad, err := replayWAL(dir, func(e walEntry) error {
-				if len(e.Events) != 1 || e.Events[0].Ev.ID != e.Rec.Status.ID {
+				if len(e.Events) != 1 || e.Events[0].Seq != 7 || e.Events[0].Idx != 0 {
 					return fmt.Errorf("entry %s lost its events", e.Rec.Status.ID)
 				}
 				got = append(got, e.Rec.Status.ID)
