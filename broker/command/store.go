@@ -131,14 +131,13 @@ func parseEventRef(v []byte) (idx int, id string, err error) {
 func (d *db) write(b *batch) error {
 	err := d.b.Update(func(tx *bolt.Tx) error {
 		cb, tb, pb, ob := tx.Bucket(bucketCmds), tx.Bucket(bucketTime), tx.Bucket(bucketPending), tx.Bucket(bucketOutbox)
+		var buf []byte // bbolt keeps the values until the commit: appended to, never overwritten
 		for i := range b.recs {
 			r := &b.recs[i]
-			v, err := json.Marshal(r)
-			if err != nil {
-				return fmt.Errorf("encoding command %q: %w", r.Status.ID, err)
-			}
+			start := len(buf)
+			buf = appendRecord(buf, r)
 			id := []byte(r.Status.ID)
-			if err := cb.Put(id, v); err != nil {
+			if err := cb.Put(id, buf[start:len(buf):len(buf)]); err != nil {
 				return err
 			}
 			if b.created[i] {
@@ -146,6 +145,7 @@ func (d *db) write(b *batch) error {
 					return err
 				}
 			}
+			var err error
 			if r.pending() {
 				err = pb.Put(id, nil)
 			} else {

@@ -1,7 +1,6 @@
 package command
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -48,7 +47,7 @@ type wal struct {
 	seg     uint64   // number of f (or of the last segment, while f is nil)
 	f       *os.File // current segment; nil until the first append
 	size    int64    // bytes written to f
-	buf     bytes.Buffer
+	buf     []byte
 	next    *os.File // created ahead for the next switch, numbered nextSeg > seg
 	nextSeg uint64
 	alloc   uint64 // highest segment number handed out
@@ -114,26 +113,45 @@ func replayWAL(dir string, fn func(walEntry) error) (next uint64, bad int, err e
 	return next, bad, nil
 }
 
+// appendWALEntry appends e as JSON (walEntry's tags).
+func appendWALEntry(b []byte, e *walEntry) []byte {
+	b = append(b, `{"rec":`...)
+	b = appendRecord(b, &e.Rec)
+	if len(e.Events) > 0 {
+		b = append(b, `,"events":[`...)
+		for i, ev := range e.Events {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"seq":`...)
+			b = strconv.AppendUint(b, ev.Seq, 10)
+			b = append(b, `,"idx":`...)
+			b = strconv.AppendInt(b, int64(ev.Idx), 10)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
+}
+
 // append writes entries to the current segment and syncs it.
 func (w *wal) append(entries []walEntry) error {
-	w.buf.Reset()
+	b := w.buf[:0]
 	for i := range entries {
-		start := w.buf.Len()
-		w.buf.Write(make([]byte, walFrame))
-		if err := json.NewEncoder(&w.buf).Encode(&entries[i]); err != nil {
-			return fmt.Errorf("encoding accept log entry: %w", err)
-		}
-		b := w.buf.Bytes()
+		start := len(b)
+		b = append(b, make([]byte, walFrame)...)
+		b = appendWALEntry(b, &entries[i])
 		payload := b[start+walFrame:]
 		binary.LittleEndian.PutUint32(b[start:], uint32(len(payload)))
 		binary.LittleEndian.PutUint32(b[start+4:], crc32.Checksum(payload, crcTable))
 	}
+	w.buf = b
 	if w.f == nil {
 		if err := w.switchSegment(); err != nil {
 			return err
 		}
 	}
-	n, err := w.f.Write(w.buf.Bytes())
+	n, err := w.f.Write(w.buf)
 	w.size += int64(n)
 	if err == nil {
 		err = syncData(w.f)
