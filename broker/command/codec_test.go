@@ -15,7 +15,7 @@ func codecRecords() map[string]record {
 		Cmd: Command{ID: "c-1", Device: "press-7", Topic: "devices/press-7/commands", Payload: []byte{0, 1, 2, 255},
 			QoS: 2, TTL: 90 * time.Second, CorrelationID: "mes-42", ContentType: "application/json",
 			UserProperties: []broker.UserProperty{{Name: "a", Value: "b"}, {Name: "", Value: "é"}},
-			Source: "kafka", Principal: "kafka:commands", Deadline: at.Add(time.Minute)},
+			Source:         "kafka", Principal: "kafka:commands", Deadline: at.Add(time.Minute)},
 		Status: Status{ID: "c-1", State: Responded, Device: "press-7", Topic: "devices/press-7/commands", Source: "kafka",
 			CorrelationID: "mes-42", Reason: "", Response: []byte(`{"ok":true}`),
 			History:   []Transition{{State: Accepted, At: at}, {State: Queued, At: at.Add(time.Millisecond), Reason: "x"}},
