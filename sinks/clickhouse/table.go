@@ -158,6 +158,7 @@ func quoteIdent(s string) string {
 type encoder struct {
 	t        *table
 	builders []builder
+	steps    []step // one per column, in column order
 	slots    []span
 	scan     scanner
 	val      value
@@ -184,8 +185,16 @@ func (t *table) encoder() *encoder {
 	e := &encoder{t: t, builders: make([]builder, len(t.cols)), slots: make([]span, t.nslots), chunk: -1}
 	for i := range t.cols {
 		e.builders[i] = newBuilder(t.cols[i].typ)
+		e.steps = append(e.steps, step{b: e.builders[i], slot: int32(t.cols[i].slot)})
 	}
 	return e
+}
+
+// step is what add does for one column: the builder, and the slot of the
+// JSON field it reads (-1: a record property).
+type step struct {
+	b    builder
+	slot int32
 }
 
 // release resets e and returns it to its table's free list.
@@ -219,17 +228,22 @@ func (e *encoder) add(r *sinks.Record) error {
 			return err
 		}
 	}
-	for i := range t.cols {
-		c := &t.cols[i]
+	v := r.Value
+	for i := range e.steps {
+		st := &e.steps[i]
 		var err error
-		if c.src.kind == srcField {
-			err = e.builders[i].addToken(e.slots[c.slot].text(r.Value), e)
+		if st.slot >= 0 {
+			var tok []byte
+			if sp := e.slots[st.slot]; sp.hi > 0 {
+				tok = v[sp.lo:sp.hi]
+			}
+			err = st.b.addToken(tok, e)
 		} else {
-			c.src.meta(r, &e.val)
-			err = e.builders[i].add(&e.val, e)
+			t.cols[i].src.meta(r, &e.val)
+			err = st.b.add(&e.val, e)
 		}
 		if err != nil {
-			return e.fail(i, c, err)
+			return e.fail(i, &t.cols[i], err)
 		}
 	}
 	e.rows++
