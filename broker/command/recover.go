@@ -3,6 +3,7 @@ package command
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // open opens the store and the accept log and loads what was pending:
@@ -33,10 +34,15 @@ func (s *Service) open() error {
 		s.pending++
 	}
 	logged := map[string]bool{} // ids taken from the log
+	tooOld, stale := time.Now().Add(-s.cfg.Retention), 0
 	var loggedEvents []seqEvent
 	seen := map[uint64]bool{}
 	next, bad, err := replayWAL(s.dir, func(e walEntry) error {
 		id := e.Rec.Status.ID
+		if e.Rec.Status.UpdatedAt.Before(tooOld) {
+			stale++ // older than the retention: purged from the store, or down that long
+			return nil
+		}
 		if _, ok := s.live[id]; ok && !logged[id] {
 			return nil // pending in the store: written there after it was logged
 		}
@@ -68,6 +74,9 @@ func (s *Service) open() error {
 	}
 	if bad > 0 {
 		s.log.Warn("command accept log: segments end in a torn write (an append interrupted by a crash, never acknowledged)", "segments", bad)
+	}
+	if stale > 0 {
+		s.log.Warn("command accept log: entries older than the retention skipped", "entries", stale)
 	}
 	if len(logged) > 0 {
 		s.log.Info("commands recovered from the accept log", "commands", len(logged))

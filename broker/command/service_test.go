@@ -397,3 +397,36 @@ func TestEventsSurviveRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestPurgedNotReplayed: a command purged after its retention does not
+// come back from an accept log segment that still holds it.
+func TestPurgedNotReplayed(t *testing.T) {
+	dir := t.TempDir()
+	short := func(c *Config) { c.Retention = 50 * time.Millisecond }
+	h := start(t, dir, false, nil, short)
+	var got msgs
+	device(t, h.addr, "pg", false, &got)
+	if _, err := h.svc.Submit(context.Background(), Command{ID: "old", Device: "pg", Payload: []byte("1"), QoS: 1, Principal: "plant"}); err != nil {
+		t.Fatal(err)
+	}
+	h.waitState("old", Delivered)
+	time.Sleep(200 * time.Millisecond) // checkpointed, out of memory, past the retention
+	h.svc.purge(time.Now())
+	if _, ok, _ := h.svc.Get("old"); ok {
+		t.Fatal("not purged")
+	}
+	if segs, _ := segments(filepath.Join(dir, "commands")); len(segs) == 0 {
+		t.Fatal("no accept log segment left to replay: the test proves nothing")
+	}
+	h.stop()
+
+	h2 := start(t, dir, false, nil, short)
+	device(t, h2.addr, "pg", false, &got)
+	time.Sleep(200 * time.Millisecond)
+	if _, ok, _ := h2.svc.Get("old"); ok {
+		t.Error("purged command back after the restart")
+	}
+	if p := got.payloads(); len(p) != 1 {
+		t.Errorf("device got %q, want the command once", p)
+	}
+}

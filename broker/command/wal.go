@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The accept log: Submit's one durable write. An accept flush appends
@@ -28,11 +29,15 @@ type walEntry struct {
 	Events []seqEvent `json:"events,omitempty"`
 }
 
-// walSegmentBytes is the size from which a checkpoint starts a new
-// segment (and later deletes the full one): the log a restart replays
-// stays about this small, and segments are not created at every
-// checkpoint.
-const walSegmentBytes = 1 << 20
+// A checkpoint starts a new segment (and a later one deletes the old)
+// once the current one holds walSegmentBytes or is walSegmentAge old and
+// not empty: the log a restart replays stays about this small, segments
+// are not created at every checkpoint, and an entry never outlives its
+// command's retention (a purged command must not come back from the log).
+const (
+	walSegmentBytes = 1 << 20
+	walSegmentAge   = time.Minute
+)
 
 // walFrame is an entry's header: payload length, CRC-32C of the payload.
 const walFrame = 8
@@ -47,6 +52,7 @@ type wal struct {
 	seg     uint64   // number of f (or of the last segment, while f is nil)
 	f       *os.File // current segment; nil until the first append
 	size    int64    // bytes written to f
+	opened  time.Time
 	buf     []byte
 	next    *os.File // created ahead for the next switch, numbered nextSeg > seg
 	nextSeg uint64
@@ -195,18 +201,18 @@ func (w *wal) switchSegment() error {
 	if w.f != nil {
 		w.f.Close()
 	}
-	w.f, w.seg, w.size, w.next = f, n, 0, nil
+	w.f, w.seg, w.size, w.next, w.opened = f, n, 0, nil, time.Now()
 	return nil
 }
 
-// cut ends the current segment once it is walSegmentBytes long and
-// returns the number below which every segment holds only entries
+// cut ends the current segment once it is walSegmentBytes long or
+// walSegmentAge old, and returns the number below which every segment holds only entries
 // already taken from memory (so covered by a checkpoint collected now).
 func (w *wal) cut() (uint64, error) {
 	if w.f == nil {
 		return w.seg + 1, nil
 	}
-	if w.size >= walSegmentBytes {
+	if w.size >= walSegmentBytes || (w.size > 0 && time.Since(w.opened) >= walSegmentAge) {
 		if err := w.switchSegment(); err != nil {
 			return 0, err
 		}
