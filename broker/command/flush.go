@@ -99,13 +99,13 @@ func (s *Service) acceptFlush() error {
 		return err
 	}
 	s.out.markStored(toLog, evs)
-	s.mu.Lock()
-	s.done = max(s.done, gen)
+	s.flushMu.Lock()
+	s.done.Store(gen) // accept flushes run one at a time, in number order
 	if s.flushed != nil {
 		close(s.flushed)
 		s.flushed = nil
 	}
-	s.mu.Unlock()
+	s.flushMu.Unlock()
 	return nil
 }
 
@@ -239,16 +239,19 @@ func (s *Service) waitFlush(ctx context.Context, need uint64) error {
 	default:
 	}
 	for {
-		s.mu.Lock()
-		if s.done >= need {
-			s.mu.Unlock()
+		if s.done.Load() >= need {
+			return nil
+		}
+		s.flushMu.Lock()
+		if s.done.Load() >= need {
+			s.flushMu.Unlock()
 			return nil
 		}
 		if s.flushed == nil {
 			s.flushed = make(chan struct{})
 		}
 		ch := s.flushed
-		s.mu.Unlock()
+		s.flushMu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():

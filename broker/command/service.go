@@ -79,10 +79,12 @@ type Service struct {
 	fresh   []string           // created, not yet in the accept log (Submit waits for them), in order
 	dirty   map[string]bool    // changed since the last checkpoint → created (needs a time index)
 	pending int                // live records that are pending
-	started uint64             // flushes started
-	done    uint64             // flushes completed
-	flushed chan struct{}      // closed when a flush completes
-	kick    chan struct{}      // flush now (capacity 1)
+	started uint64             // accept flushes started
+	kick    chan struct{}      // accept flush now (capacity 1)
+
+	done    atomic.Uint64 // accept flushes completed (the highest number)
+	flushMu sync.Mutex    // guards flushed; a leaf
+	flushed chan struct{} // closed when an accept flush completes
 }
 
 type brokerRef struct{ b Broker }
