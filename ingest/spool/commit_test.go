@@ -22,8 +22,11 @@ func TestNoAckBeforeItsFsync(t *testing.T) {
 		name     string
 		segBytes int64
 		records  int
+		// overlap: the test also requires writes during syncs (a
+		// rollover waits for the sync, so rolling segments rarely do).
+		overlap bool
 	}{
-		{name: "one segment", segBytes: 64 << 20, records: 16000},
+		{name: "one segment", segBytes: 64 << 20, records: 16000, overlap: true},
 		{name: "rolling segments", segBytes: 256 << 10, records: 8000},
 	}
 	for _, tc := range tests {
@@ -34,13 +37,29 @@ func TestNoAckBeforeItsFsync(t *testing.T) {
 				durable    = map[string]int64{} // segment path → bytes fsynced
 				overlapped int                  // syncs during which the file grew
 			)
-			opts := Options{SegmentBytes: tc.segBytes, MaxBytes: 1 << 30}
+			// Producers with room for most of their records in flight keep
+			// appending while a sync runs (closed-loop ones stall once
+			// their window is in the running batch); batches close at
+			// 128 KiB, so overlapping writes also meet CommitBytes.
+			opts := Options{SegmentBytes: tc.segBytes, MaxBytes: 1 << 30, CommitBytes: 128 << 10}
 			opts.syncFile = func(f *os.File) error {
 				before, err := f.Stat()
 				if err != nil {
 					return err
 				}
-				time.Sleep(2 * time.Millisecond) // a slow disk
+				// A slow disk. Until a few syncs saw the file grow while
+				// they ran, wait for that (up to 250ms: appends keep
+				// coming, so only a committer that does not write during a
+				// sync makes it time out).
+				mu.Lock()
+				waitGrowth := tc.overlap && overlapped < 3
+				mu.Unlock()
+				time.Sleep(2 * time.Millisecond)
+				for deadline := time.Now().Add(250 * time.Millisecond); waitGrowth && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+					if fi, err := f.Stat(); err == nil && fi.Size() > before.Size() {
+						break
+					}
+				}
 				if err := syncData(f); err != nil {
 					return err
 				}
@@ -89,7 +108,7 @@ func TestNoAckBeforeItsFsync(t *testing.T) {
 					bad = append(bad, filepath.Base(path)+": acked a record ending at byte "+strconv.FormatInt(e, 10)+" with "+strconv.FormatInt(d, 10)+" bytes fsynced")
 				}
 			}
-			const producers, window = 8, 64
+			const producers, window = 8, 1024
 			var prod sync.WaitGroup
 			for p := range producers {
 				prod.Add(1)
@@ -121,7 +140,7 @@ func TestNoAckBeforeItsFsync(t *testing.T) {
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			if overlapped == 0 {
+			if tc.overlap && overlapped == 0 {
 				t.Errorf("no write overlapped a running fdatasync (the commit is not pipelined)")
 			}
 			t.Logf("%d syncs overlapped by writes", overlapped)
