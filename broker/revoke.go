@@ -31,15 +31,21 @@ func (s *Server) RevokeDenied() int {
 	})
 	n := 0
 	for _, t := range targets {
-		n += s.revokeDenied(t.id, t.ident)
+		if k := s.revokeDenied(t.id, t.ident); k > 0 {
+			n += k
+			if ss := s.sessions.get(t.id); ss != nil {
+				s.markDirty(ss)
+			}
+		}
 	}
 	return n
 }
 
 // revokeDenied removes the subscriptions of session id that ident may no
-// longer make. It also runs when a session resumes: a persistent session
-// keeps subscriptions made under an earlier ACL, or by another user with
-// the same client id.
+// longer make; the caller marks the session dirty. It also runs when a
+// session resumes, before its CONNACK: a persistent session keeps
+// subscriptions made under an earlier ACL, or by another user with the
+// same client id. It takes only the subscription tree's lock.
 func (s *Server) revokeDenied(id string, ident auth.Identity) int {
 	if s.auth == nil {
 		return 0
@@ -57,11 +63,6 @@ func (s *Server) revokeDenied(id string, ident auth.Identity) int {
 			n++
 			s.stats.denied[deniedRevoked].Add(1)
 			s.log.Info("subscription revoked by the ACL", "client", id, "user", ident.Username, "filter", filter)
-		}
-	}
-	if n > 0 {
-		if ss := s.sessions.get(id); ss != nil {
-			s.markDirty(ss)
 		}
 	}
 	return n

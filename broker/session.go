@@ -169,6 +169,9 @@ func (s *Server) attach(c *conn, clean bool, expiry uint32, connack func(present
 		ss.ident = c.ident
 		ss.offlineAt = time.Time{}
 		ss.conn.Store(c)
+		if present {
+			s.revokeDenied(ss.id, c.ident) // made under an older ACL or by another user
+		}
 		connack(present)
 		if present {
 			ss.resumeLocked(s, c)
@@ -176,9 +179,6 @@ func (s *Server) attach(c *conn, clean bool, expiry uint32, connack func(present
 		ss.mu.Unlock()
 		sh.mu.Unlock()
 		s.markDirty(ss)
-		if present {
-			s.revokeDenied(ss.id, c.ident) // made under an older ACL or by another user
-		}
 		if will != nil {
 			s.publishWill(will)
 		}
