@@ -121,6 +121,7 @@ func newApp(cfg Config, path string, environ []string, log *slog.Logger) (*app, 
 		return nil, ruleErrors(errs)
 	}
 	a.rules = holder
+	wireRuleColumns(sinkSet, holder)
 	a.sinks = sinkSet
 	reg.MustRegister(rulesVersionCollector{holder})
 	tracer, err := tracing.New(cfg.Admin.Tracing, tracing.Options{Logger: log.With("component", "tracing"), Registerer: reg})

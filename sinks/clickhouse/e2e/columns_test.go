@@ -1,8 +1,12 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,4 +48,29 @@ func TestMQTTColumnsToClickHouse(t *testing.T) {
 		t.Fatalf("rows: got %q, want %q (count, distinct rpm, sum rpm, RUN, IDLE, bad temperature, bad site/line/device, pressure set, inserted_at unset, bad ts)", got, want)
 	}
 	s.Stop()
+}
+
+// TestColumnsMisfitRefusedAtStart maps a string expression to an integer
+// column: `sluice run` refuses to start, naming the rule, the target's
+// column and both types, before anything listens.
+func TestColumnsMisfitRefusedAtStart(t *testing.T) {
+	bin := e2etest.BuildSluice(t)
+	ch := chtest.Start(t, chtest.Options{})
+	db := ch.Database(t)
+	cfg := filepath.Join(t.TempDir(), "sluice.yaml")
+	body := sluiceConfig(sinkSettings{chAddr: ch.Addr(), database: db, dataDir: filepath.Join(t.TempDir(), "data"),
+		columns: `{ts: received_at, device: clientid, rpm: clientid}`})
+	if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "run", "-c", cfg)
+	cmd.Env = e2etest.CleanEnv()
+	out, err := cmd.CombinedOutput()
+	for _, want := range []string{`rule \"` + ruleName + `\" to[0].columns.rpm`, "cannot hold clientid"} {
+		if err == nil || !strings.Contains(string(out), want) {
+			t.Fatalf("sluice run: %v, want an exit naming %s; output:\n%s", err, want, out)
+		}
+	}
 }
