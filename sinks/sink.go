@@ -55,7 +55,9 @@ type Sink interface {
 	// Permanent are never retried (the records are dead-lettered); all
 	// others are retried with backoff. Write is never called concurrently
 	// on the same lane but may be called concurrently across lanes when
-	// the runner's max in-flight is above one.
+	// the runner's max in-flight is above one. The batch slice is the
+	// runner's: it is reused once Write returns, so a sink must not keep
+	// it; the records' byte slices (Key, Value) may be kept.
 	Write(ctx context.Context, batch []Record) error
 	// Close releases connections. It is safe to call twice.
 	Close() error
