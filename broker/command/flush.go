@@ -3,6 +3,7 @@ package command
 import (
 	"context"
 	"os"
+	"sync/atomic"
 	"time"
 )
 
@@ -12,7 +13,9 @@ import (
 //   - the accept flush, kicked by Submit, appends the commands created
 //     since the last one (fresh) with their events to the accept log:
 //     one write and one fdatasync for every Submit waiting meanwhile
-//     (group commit);
+//     (group commit). Once written (before the fdatasync) their Submits
+//     route them to the broker, concurrently with the sync; they return
+//     only after it (see DESIGN.md on what a crash in between means);
 //   - the checkpoint, every flushEvery, writes every record changed since
 //     the last one (dirty: new ones, state changes) and the events not
 //     yet in the bbolt store in one transaction. A record that changed
@@ -68,7 +71,7 @@ func (s *Service) acceptFlush() error {
 	entries := make([]walEntry, len(fresh))
 	for i, id := range fresh {
 		r := s.live[id]
-		r.fresh = false
+		r.fresh, r.gen = false, gen
 		entries[i].Rec = copyRecord(r)
 		ids[id] = struct{}{}
 	}
@@ -83,7 +86,11 @@ func (s *Service) acceptFlush() error {
 		}
 	}
 	t0 := time.Now()
-	err := s.wal.append(entries)
+	err := s.wal.write(entries)
+	if err == nil {
+		s.signalFlush(&s.written, gen) // their Submits route them now, while we sync
+		err = s.wal.sync()
+	}
 	s.met.flushSeconds.WithLabelValues("accept").Observe(time.Since(t0).Seconds())
 	s.met.flushRecords.WithLabelValues("accept").Observe(float64(len(entries)))
 	if err != nil {
@@ -99,14 +106,20 @@ func (s *Service) acceptFlush() error {
 		return err
 	}
 	s.out.markStored(toLog, evs)
+	s.signalFlush(&s.done, gen)
+	return nil
+}
+
+// signalFlush advances counter (written or done) to gen and wakes the
+// Submits waiting. Accept flushes run one at a time, in number order.
+func (s *Service) signalFlush(counter *atomic.Uint64, gen uint64) {
 	s.flushMu.Lock()
-	s.done.Store(gen) // accept flushes run one at a time, in number order
+	counter.Store(gen)
 	if s.flushed != nil {
 		close(s.flushed)
 		s.flushed = nil
 	}
 	s.flushMu.Unlock()
-	return nil
 }
 
 // checkpointLoop checkpoints every flushEvery until ctx ends, then once
@@ -231,19 +244,26 @@ func copyRecord(r *record) record {
 	return c
 }
 
-// waitFlush waits until accept flush number need (one that began after
-// the caller's record was added) has completed.
-func (s *Service) waitFlush(ctx context.Context, need uint64) error {
+// kickFlush asks for an accept flush.
+func (s *Service) kickFlush() {
 	select {
 	case s.kick <- struct{}{}:
 	default:
 	}
+}
+
+// waitFlush waits until accept flush number need (one that began after
+// the caller's record was added) has reached counter: written (in the
+// log, not yet synced) or done (durable). A flush that fails after its
+// write is redone under a higher number: done only ever reaches need
+// with the caller's record durable.
+func (s *Service) waitFlush(ctx context.Context, counter *atomic.Uint64, need uint64) error {
 	for {
-		if s.done.Load() >= need {
+		if counter.Load() >= need {
 			return nil
 		}
 		s.flushMu.Lock()
-		if s.done.Load() >= need {
+		if counter.Load() >= need {
 			s.flushMu.Unlock()
 			return nil
 		}

@@ -172,7 +172,10 @@ func (s *Service) sweepLoop(ctx context.Context) {
 				expire = append(expire, id)
 			case r.Status.State != Sent && !now.Before(r.Expires):
 				expire = append(expire, id)
-			case r.Status.State == Accepted && !r.publishing && now.Sub(r.Status.UpdatedAt) > time.Second:
+			case r.Status.State == Accepted && !r.publishing && now.Sub(r.Status.UpdatedAt) > time.Second &&
+				!r.fresh && r.gen <= s.done.Load():
+				// Not taken by the broker. One not logged yet is its
+				// Submit's to route (after a failed write, too).
 				retry = append(retry, id)
 			}
 		}

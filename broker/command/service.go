@@ -82,9 +82,10 @@ type Service struct {
 	started uint64             // accept flushes started
 	kick    chan struct{}      // accept flush now (capacity 1)
 
-	done    atomic.Uint64 // accept flushes completed (the highest number)
+	written atomic.Uint64 // accept flushes written, not necessarily synced (the highest number)
+	done    atomic.Uint64 // accept flushes completed: synced (the highest number)
 	flushMu sync.Mutex    // guards flushed; a leaf
-	flushed chan struct{} // closed when an accept flush completes
+	flushed chan struct{} // closed when an accept flush is written or completes
 }
 
 type brokerRef struct{ b Broker }
@@ -260,7 +261,19 @@ func (s *Service) submit(ctx context.Context, c Command, checkACL bool) (Status,
 	s.mu.Lock()
 	if r, ok := s.live[c.ID]; ok {
 		st := copyStatus(r.Status)
+		need := r.gen // not durable yet, when done is below it
+		if r.fresh {
+			need = s.started + 1
+		}
 		s.mu.Unlock()
+		// A known id (a record read again) returns once the first Submit's
+		// record is durable too: its offset must not be committed before.
+		if s.done.Load() < need {
+			s.kickFlush()
+			if err := s.waitFlush(ctx, &s.done, need); err != nil {
+				return Status{}, fmt.Errorf("storing command %s: %w", c.ID, err)
+			}
+		}
 		return st, rejectedErr(st)
 	}
 	if s.db != nil && !generated {
@@ -291,13 +304,24 @@ func (s *Service) submit(ctx context.Context, c Command, checkACL bool) (Status,
 	}
 	need := s.started + 1 // a flush that begins from now on writes r
 	s.mu.Unlock()
-	if err := s.waitFlush(ctx, need); err != nil {
-		return Status{}, fmt.Errorf("storing command %s: %w", c.ID, err)
-	}
+	s.kickFlush()
 	if reason != "" {
+		if err := s.waitFlush(ctx, &s.done, need); err != nil {
+			return Status{}, fmt.Errorf("storing command %s: %w", c.ID, err)
+		}
 		return s.status(c.ID), &RejectedError{Reason: reason, Denied: denied}
 	}
+	// Routed once written to the accept log, while it syncs: the device
+	// does not wait for the fdatasync, the caller (the Kafka offset
+	// commit) does. A crash in between loses a command the device may
+	// have got, which the caller then submits again (DESIGN.md).
+	if err := s.waitFlush(ctx, &s.written, need); err != nil {
+		return Status{}, fmt.Errorf("storing command %s: %w", c.ID, err)
+	}
 	st, ok := s.publish(ctx, ref.b, c.ID, false)
+	if err := s.waitFlush(ctx, &s.done, need); err != nil {
+		return Status{}, fmt.Errorf("storing command %s: %w", c.ID, err)
+	}
 	if !ok {
 		st = s.status(c.ID)
 	}

@@ -29,8 +29,9 @@ type record struct {
 	Status  Status    `json:"status"`
 	Expires time.Time `json:"expires"` // when the TTL runs out
 
-	publishing bool // being handed to the broker (memory only)
-	fresh      bool // created, waiting for an accept flush (memory only)
+	publishing bool   // being handed to the broker (memory only)
+	fresh      bool   // created, waiting for an accept flush (memory only)
+	gen        uint64 // the accept flush that logged it: durable once done reaches it (memory only)
 }
 
 // db wraps the bbolt file.

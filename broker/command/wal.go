@@ -57,6 +57,12 @@ type wal struct {
 	next    *os.File // created ahead for the next switch, numbered nextSeg > seg
 	nextSeg uint64
 	alloc   uint64 // highest segment number handed out
+	mark    int64  // size of f before the last write
+
+	// syncHook, set by tests only, runs before each sync with the
+	// segment and the offset the unsynced write began at; an error fails
+	// the sync (a simulated crash that loses the unsynced write).
+	syncHook func(f *os.File, from int64) error
 }
 
 func segName(n uint64) string { return fmt.Sprintf("accept-%016d.log", n) }
@@ -140,8 +146,10 @@ func appendWALEntry(b []byte, e *walEntry) []byte {
 	return append(b, '}')
 }
 
-// append writes entries to the current segment and syncs it.
-func (w *wal) append(entries []walEntry) error {
+// write appends entries to the current segment, not yet durable: sync
+// makes them so. The accept flush lets Submit route its commands between
+// the two (DESIGN.md, "Durability").
+func (w *wal) write(entries []walEntry) error {
 	b := w.buf[:0]
 	for i := range entries {
 		start := len(b)
@@ -157,19 +165,47 @@ func (w *wal) append(entries []walEntry) error {
 			return err
 		}
 	}
+	w.mark = w.size
 	n, err := w.f.Write(w.buf)
 	w.size += int64(n)
-	if err == nil {
-		err = syncData(w.f)
-	}
 	if err != nil {
-		// The segment may end in a torn frame now: later appends go to a
-		// new one, so replay still reaches them.
-		w.f.Close()
-		w.f = nil
+		w.abandon()
 		return fmt.Errorf("appending to accept log: %w", err)
 	}
 	return nil
+}
+
+// sync makes what write wrote durable.
+func (w *wal) sync() error {
+	if w.f == nil {
+		return errors.New("syncing accept log: no segment open")
+	}
+	err := syncData(w.f)
+	if w.syncHook != nil && err == nil {
+		err = w.syncHook(w.f, w.mark)
+	}
+	if err != nil {
+		w.abandon()
+		return fmt.Errorf("syncing accept log: %w", err)
+	}
+	return nil
+}
+
+// append writes entries and syncs them.
+func (w *wal) append(entries []walEntry) error {
+	if err := w.write(entries); err != nil {
+		return err
+	}
+	return w.sync()
+}
+
+// abandon closes the current segment after a failed write or sync: it
+// may end in a torn frame (or hold entries whose sync failed, written
+// again later), so later appends go to a new one and replay still
+// reaches them.
+func (w *wal) abandon() {
+	w.f.Close()
+	w.f = nil
 }
 
 // createSegment creates segment n (it must not exist) and makes its
