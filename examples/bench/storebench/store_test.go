@@ -30,7 +30,6 @@ type kind struct {
 // kinds are the stores compared, bbolt first.
 var kinds = []kind{
 	{"bbolt", func(dir string) (closer, error) { return store.Open(dir) }},
-	{"bbolt-tuned", func(dir string) (closer, error) { return OpenBoltTuned(dir) }},
 	{"pebble", func(dir string) (closer, error) { return OpenPebble(dir, slog.New(slog.DiscardHandler)) }},
 	{"spool", func(dir string) (closer, error) { return OpenSpoolLog(dir, slog.New(slog.DiscardHandler)) }},
 }
