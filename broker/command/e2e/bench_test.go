@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
+	"runtime/metrics"
 	"slices"
 	"strconv"
 	"strings"
@@ -129,6 +131,7 @@ func TestBenchKafkaToDevices(t *testing.T) {
 	var produceErrs sync.WaitGroup
 	var errMu sync.Mutex
 	var firstErr error
+	gc0 := gcStats()
 	start := time.Now()
 	interval := time.Second / time.Duration(rate)
 	for seq := range n {
@@ -163,6 +166,7 @@ func TestBenchKafkaToDevices(t *testing.T) {
 	case <-l.done:
 	case <-time.After(30 * time.Second):
 	}
+	gc1 := gcStats()
 	l.mu.Lock()
 	lat := slices.Clone(l.lat)
 	perSecond := secondMax(start, l.at, l.lat)
@@ -180,6 +184,11 @@ func TestBenchKafkaToDevices(t *testing.T) {
 		n, devices, sendTime.Round(time.Millisecond), float64(n)/sendTime.Seconds(), len(lat), lost, dups, bad)
 	t.Logf("record→device latency: p50 %s  p90 %s  p99 %s  p99.9 %s  max %s", q(0.50), q(0.90), q(0.99), q(0.999), q(1))
 	t.Logf("worst latency per second of the run: %v", perSecond)
+	// The harness shares the process (and its GC) with Sluice: 1,000
+	// paho.golang clients alone hold ~500 MB (a 65,535-slot receive
+	// channel each). GOGC=400 shows what the tail is without GC cycles.
+	t.Logf("GC during the run: %d cycles, heap %d MB after, GC CPU %s (GOGC=%q)", gc1.cycles-gc0.cycles,
+		gc1.heapMB, (gc1.cpu - gc0.cpu).Round(time.Millisecond), os.Getenv("GOGC"))
 	for _, h := range []string{"sluice_commands_kafka_record_age_seconds", "sluice_commands_kafka_submit_seconds",
 		"sluice_commands_store_flush_seconds"} {
 		t.Logf("%s: %s", h, histSummary(t, st.reg, h))
@@ -240,4 +249,23 @@ func histSummary(t testing.TB, reg *prometheus.Registry, name string) string {
 		}
 	}
 	return strings.Join(out, "; ")
+}
+
+// gcCounters is what the benchmark reports of the garbage collector.
+type gcCounters struct {
+	cycles uint64
+	heapMB uint64
+	cpu    time.Duration // GC CPU time (background and assists)
+}
+
+func gcStats() gcCounters {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	s := []metrics.Sample{{Name: "/cpu/classes/gc/total:cpu-seconds"}}
+	metrics.Read(s)
+	c := gcCounters{cycles: uint64(ms.NumGC), heapMB: ms.HeapAlloc >> 20}
+	if s[0].Value.Kind() == metrics.KindFloat64 {
+		c.cpu = time.Duration(s[0].Value.Float64() * float64(time.Second))
+	}
+	return c
 }
