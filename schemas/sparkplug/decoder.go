@@ -155,7 +155,7 @@ func (d *Decoder) Decode(topicName string, payload []byte) (any, error) {
 	if err := p.decode(payload); err != nil {
 		return nil, err
 	}
-	d.m.messages.WithLabelValues(t.Type).Inc()
+	d.m.message(t.Type)
 	n := d.node(t.Group, t.EdgeNode)
 	n.mu.Lock()
 	out, req, err := d.apply(n, t, p)
@@ -245,11 +245,21 @@ func (d *Decoder) apply(n *node, t Topic, p *Payload) (map[string]any, string, e
 		dev = n.devices[t.Device]
 	}
 	metrics := make([]any, len(p.Metrics))
+	s := newSlab(boxesOf(p))
+	// Consecutive metrics with the payload's timestamp, or the previous
+	// metric's, share its boxed value.
 	var lastTS uint64
-	var lastTSV any
+	var lastTSV, tsV any
+	if p.HasTimestamp {
+		tsV = s.int(p.Timestamp)
+		lastTS, lastTSV = p.Timestamp, tsV
+	}
 	for i := range p.Metrics {
 		m := &p.Metrics[i]
-		var name any = m.Name
+		name := noName
+		if m.HasName {
+			name = s.string(m.Name)
+		}
 		var tmpl map[string]any
 		dt := m.Datatype
 		if m.HasAlias && (!m.HasName || dt == TypeUnknown) {
@@ -272,9 +282,9 @@ func (d *Decoder) apply(n *node, t Topic, p *Payload) (map[string]any, string, e
 			}
 		}
 		if m.HasTimestamp && (lastTSV == nil || m.Timestamp != lastTS) {
-			lastTS, lastTSV = m.Timestamp, intValue(m.Timestamp)
+			lastTS, lastTSV = m.Timestamp, s.int(m.Timestamp)
 		}
-		mm, err := m.metricMap(name, dt, lastTSV, tmpl)
+		mm, err := m.metricMap(s, name, dt, lastTSV, tmpl)
 		if err != nil {
 			return nil, rebirth, err
 		}
@@ -290,13 +300,13 @@ func (d *Decoder) apply(n *node, t Topic, p *Payload) (map[string]any, string, e
 		}
 	}
 	if p.HasTimestamp {
-		out["timestamp"] = intValue(p.Timestamp)
+		out["timestamp"] = tsV
 	}
 	if p.HasSeq {
-		out["seq"] = intValue(p.Seq)
+		out["seq"] = s.int(p.Seq)
 	}
 	if p.UUID != "" {
-		out["uuid"] = p.UUID
+		out["uuid"] = s.string(p.UUID)
 	}
 	if p.Body != nil {
 		out["body"] = p.Body
@@ -304,6 +314,9 @@ func (d *Decoder) apply(n *node, t Topic, p *Payload) (map[string]any, string, e
 	out["metrics"] = metrics
 	return out, rebirth, nil
 }
+
+// noName is the name of a metric with neither a name nor a known alias.
+var noName any = ""
 
 // checkSeq checks a message's seq against the node's last one (0-255,
 // wrapping) and returns "sequence gap" on a gap.

@@ -24,7 +24,7 @@ func FuzzDecodePayload(f *testing.F) {
 		}
 		for i := range p.Metrics {
 			for dt := uint32(0); dt <= TypeDateTimeArray+1; dt++ {
-				_, _ = p.Metrics[i].metricMap("x", dt, nil, nil)
+				_, _ = p.Metrics[i].metricMap(nil, "x", dt, nil, nil)
 			}
 		}
 	})

@@ -7,7 +7,10 @@ import (
 )
 
 type metrics struct {
-	messages       *prometheus.CounterVec
+	messages *prometheus.CounterVec
+	// byType holds messages' counter of each message type, by
+	// typeIndex, looked up once rather than per message.
+	byType         [len(messageTypes)]prometheus.Counter
 	rebirths       *prometheus.CounterVec
 	seqGaps        prometheus.Counter
 	unknownAliases prometheus.Counter
@@ -40,6 +43,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "sluice_sparkplug_devices_online", Help: "Devices born and not dead.",
 		}),
 	}
+	for i, t := range messageTypes {
+		m.byType[i] = m.messages.WithLabelValues(t)
+	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.messages, m.rebirths, m.seqGaps, m.unknownAliases, m.staleDeaths, m.nodesOnline, m.devicesOnline} {
 			if err := reg.Register(c); err != nil {
@@ -48,4 +54,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// messageTypes are the message types of decoded payloads (not STATE).
+var messageTypes = [...]string{NBIRTH, NDEATH, DBIRTH, DDEATH, NDATA, DDATA, NCMD, DCMD}
+
+// message counts a decoded message of type t.
+func (m *metrics) message(t string) {
+	for i, mt := range messageTypes {
+		if mt == t {
+			m.byType[i].Inc()
+			return
+		}
+	}
+	m.messages.WithLabelValues(t).Inc()
 }

@@ -80,36 +80,37 @@ func TypeName(dt uint32) string {
 }
 
 // scalar converts a raw value of Metric oneof field kind (10 int_value …
-// 16 bytes_value) to the rules' value types as datatype dt says.
-func scalar(dt uint32, kind protowire.Number, u uint64, raw []byte) (any, error) {
+// 16 bytes_value) to the rules' value types as datatype dt says, boxed
+// into s (nil: each value boxed on its own).
+func scalar(s *slab, dt uint32, kind protowire.Number, u uint64, raw []byte) (any, error) {
 	if kind == 10 || kind == 11 {
 		// Signed types are two's complement in either field width.
 		switch dt {
 		case TypeInt8:
-			return int64(int8(u)), nil
+			return s.int64(int64(int8(u))), nil
 		case TypeInt16:
-			return int64(int16(u)), nil
+			return s.int64(int64(int16(u))), nil
 		case TypeInt32:
-			return int64(int32(u)), nil
+			return s.int64(int64(int32(u))), nil
 		case TypeInt64, TypeDateTime:
-			return int64(u), nil
+			return s.int64(int64(u)), nil
 		case TypeUInt8, TypeUInt16, TypeUInt32:
-			return int64(uint32(u)), nil
+			return s.int64(int64(uint32(u))), nil
 		}
 		if kind == 10 {
-			return int64(uint32(u)), nil
+			return s.int64(int64(uint32(u))), nil
 		}
-		return intValue(u), nil
+		return s.int(u), nil
 	}
 	switch kind {
 	case 12:
-		return float64(math.Float32frombits(uint32(u))), nil
+		return s.float64(float64(math.Float32frombits(uint32(u)))), nil
 	case 13:
-		return math.Float64frombits(u), nil
+		return s.float64(math.Float64frombits(u)), nil
 	case 14:
 		return u != 0, nil
 	case 15:
-		return string(raw), nil
+		return s.string(string(raw)), nil
 	case 16:
 		if dt >= TypeInt8Array && dt <= TypeDateTimeArray {
 			return decodeArray(dt, raw)
@@ -121,10 +122,10 @@ func scalar(dt uint32, kind protowire.Number, u uint64, raw []byte) (any, error)
 
 // Value converts m's value as datatype dt says: m.Datatype, or the
 // datatype its birth certificate gave the alias.
-func (m *Metric) Value(dt uint32) (any, error) { return m.value(dt) }
+func (m *Metric) Value(dt uint32) (any, error) { return m.value(nil, dt) }
 
-// value converts m's value, typed dt.
-func (m *Metric) value(dt uint32) (any, error) {
+// value converts m's value, typed dt, boxed into s.
+func (m *Metric) value(s *slab, dt uint32) (any, error) {
 	if m.IsNull {
 		return nil, nil
 	}
@@ -136,7 +137,7 @@ func (m *Metric) value(dt uint32) (any, error) {
 	case 19:
 		return m.bytes, nil
 	}
-	return scalar(dt, m.Kind, m.num, m.bytes)
+	return scalar(s, dt, m.Kind, m.num, m.bytes)
 }
 
 // decodeArray decodes an array datatype's little-endian packed bytes
@@ -212,9 +213,9 @@ func decodeArray(dt uint32, b []byte) (any, error) {
 // only an alias. ts, when not nil, is m.Timestamp already boxed: names and
 // timestamps shared by many metrics are boxed once. tmpl, when not nil,
 // is the alias's map of name, datatype and alias: a clone of it costs
-// less than inserting them.
-func (m *Metric) metricMap(name any, dt uint32, ts any, tmpl map[string]any) (map[string]any, error) {
-	v, err := m.value(dt)
+// less than inserting them. Values are boxed into s.
+func (m *Metric) metricMap(s *slab, name any, dt uint32, ts any, tmpl map[string]any) (map[string]any, error) {
+	v, err := m.value(s, dt)
 	if err != nil {
 		return nil, fmt.Errorf("metric %q: %w", name, err)
 	}
@@ -223,7 +224,7 @@ func (m *Metric) metricMap(name any, dt uint32, ts any, tmpl map[string]any) (ma
 		out["value"] = v
 		if m.HasTimestamp {
 			if ts == nil {
-				ts = intValue(m.Timestamp)
+				ts = s.int(m.Timestamp)
 			}
 			out["timestamp"] = ts
 		}
@@ -234,11 +235,11 @@ func (m *Metric) metricMap(name any, dt uint32, ts any, tmpl map[string]any) (ma
 	out["datatype"] = typeNameValue(dt)
 	out["value"] = v
 	if m.HasAlias {
-		out["alias"] = intValue(m.Alias)
+		out["alias"] = s.int(m.Alias)
 	}
 	if m.HasTimestamp {
 		if ts == nil {
-			ts = intValue(m.Timestamp)
+			ts = s.int(m.Timestamp)
 		}
 		out["timestamp"] = ts
 	}
@@ -349,7 +350,7 @@ func decodeRow(b []byte, dts []uint32) ([]any, error) {
 				_ = et
 			}
 		}
-		val, err := scalar(dt, kind, u, raw)
+		val, err := scalar(nil, dt, kind, u, raw)
 		if err != nil {
 			return nil, err
 		}
@@ -376,7 +377,7 @@ func decodeTemplate(b []byte, depth int) (map[string]any, error) {
 				var m Metric
 				if err = decodeMetric(v, &m, depth); err == nil {
 					var mm map[string]any
-					mm, err = m.metricMap(m.Name, m.Datatype, nil, nil)
+					mm, err = m.metricMap(nil, m.Name, m.Datatype, nil, nil)
 					metrics = append(metrics, mm)
 				}
 			}
@@ -422,7 +423,7 @@ func decodeParameter(b []byte) (map[string]any, error) {
 			kind, u, raw = num+7, x, v
 		}
 	}
-	val, err := scalar(dt, kind, u, raw)
+	val, err := scalar(nil, dt, kind, u, raw)
 	if err != nil {
 		return nil, fmt.Errorf("parameter %q: %w", name, err)
 	}

@@ -1,6 +1,7 @@
 package sparkplug
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -88,20 +89,60 @@ type Metric struct {
 // field reads one tag and its value from b. For varint and fixed fields
 // the value is in u; for length-delimited ones in v.
 func field(b []byte) (num protowire.Number, typ protowire.Type, u uint64, v []byte, n int, err error) {
-	// Fast path: a one-byte tag with a one-byte varint or length, which
-	// most fields of a metric are.
-	if len(b) >= 2 && b[0] >= 8 && b[0] < 0x80 && b[1] < 0x80 {
+	// Fast path: a one-byte tag (fields 1-15), which every field of the
+	// schema has, with a varint or length of up to 9 bytes (63 bits: no
+	// overflow to check) or a fixed value, all in b. Anything else, and
+	// every error, is left to fieldSlow.
+	if len(b) >= 2 && b[0] >= 8 && b[0] < 0x80 {
 		num, typ = protowire.Number(b[0]>>3), protowire.Type(b[0]&7)
 		switch typ {
 		case protowire.VarintType:
-			return num, typ, uint64(b[1]), nil, 2, nil
+			if b[1] < 0x80 {
+				return num, typ, uint64(b[1]), nil, 2, nil
+			}
+			if x, m := varint(b[1:]); m > 0 {
+				return num, typ, x, nil, 1 + m, nil
+			}
 		case protowire.BytesType:
-			if end := 2 + int(b[1]); end <= len(b) {
-				return num, typ, 0, b[2:end:end], end, nil
+			l, m := uint64(b[1]), 1
+			if l >= 0x80 {
+				l, m = varint(b[1:])
+			}
+			if m > 0 && l <= uint64(len(b)-1-m) {
+				end := 1 + m + int(l)
+				return num, typ, 0, b[1+m : end : end], end, nil
+			}
+		case protowire.Fixed64Type:
+			if len(b) >= 9 {
+				return num, typ, binary.LittleEndian.Uint64(b[1:]), nil, 9, nil
+			}
+		case protowire.Fixed32Type:
+			if len(b) >= 5 {
+				return num, typ, uint64(binary.LittleEndian.Uint32(b[1:])), nil, 5, nil
 			}
 		}
 	}
 	return fieldSlow(b)
+}
+
+// uvarint is varint, inlined for the common one-byte case.
+func uvarint(b []byte) (uint64, int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		return uint64(b[0]), 1
+	}
+	return varint(b)
+}
+
+// varint reads a varint of at most 9 bytes from b; m is its length, 0
+// when it is longer or truncated.
+func varint(b []byte) (u uint64, m int) {
+	for i := 0; i < len(b) && i < 9; i++ {
+		u |= uint64(b[i]&0x7f) << (7 * i)
+		if b[i] < 0x80 {
+			return u, i + 1
+		}
+	}
+	return 0, 0
 }
 
 // fieldSlow is field for any tag and value, through protowire.
@@ -170,10 +211,12 @@ func countMetrics(b []byte) int {
 	return n
 }
 
-// decode decodes b into p, reusing p's metrics slice.
+// decode decodes b into p, reusing p's metrics slice. A new slice is
+// sized by counting the metrics first; a reused one (Decoder pools
+// payloads) grows as needed, so b is read once.
 func (p *Payload) decode(b []byte) error {
-	if c := countMetrics(b); cap(p.Metrics) < c {
-		p.Metrics = make([]Metric, 0, c)
+	if cap(p.Metrics) == 0 {
+		p.Metrics = make([]Metric, 0, countMetrics(b))
 	}
 	for len(b) > 0 {
 		num, typ, u, v, n, err := field(b)
@@ -212,6 +255,39 @@ func decodeMetric(b []byte, m *Metric, depth int) error {
 		return errors.New("metrics nested too deeply")
 	}
 	for len(b) > 0 {
+		// Fast path: the fields of a data metric, read in place. Any other
+		// field, and any field that does not fit b, takes the general path.
+		switch tag := b[0]; tag {
+		case 0x10, 0x18, 0x20, 0x50, 0x58, 0x70: // alias, timestamp, datatype, int, long, boolean
+			u, n := uvarint(b[1:])
+			if n == 0 {
+				break
+			}
+			b = b[1+n:]
+			switch tag {
+			case 0x10:
+				m.Alias, m.HasAlias = u, true
+			case 0x18:
+				m.Timestamp, m.HasTimestamp = u, true
+			case 0x20:
+				m.Datatype = uint32(u)
+			default:
+				m.Kind, m.num = protowire.Number(tag>>3), u
+			}
+			continue
+		case 0x65: // float
+			if len(b) >= 5 {
+				m.Kind, m.num = 12, uint64(binary.LittleEndian.Uint32(b[1:]))
+				b = b[5:]
+				continue
+			}
+		case 0x69: // double
+			if len(b) >= 9 {
+				m.Kind, m.num = 13, binary.LittleEndian.Uint64(b[1:])
+				b = b[9:]
+				continue
+			}
+		}
 		num, typ, u, v, n, err := field(b)
 		if err != nil {
 			return fmt.Errorf("metric: %w", err)
@@ -402,7 +478,7 @@ func decodePropertyValue(b []byte, depth int) (any, error) {
 	case 11:
 		return raw, nil
 	}
-	return scalar(dt, kind+7, u, raw)
+	return scalar(nil, dt, kind+7, u, raw)
 }
 
 func decodePropertySetList(b []byte, depth int) ([]any, error) {
