@@ -156,9 +156,10 @@ func (d *Decoder) Decode(topicName string, payload []byte) (any, error) {
 		return nil, err
 	}
 	d.m.message(t.Type)
+	s := newSlab(boxesOf(p))
 	n := d.node(t.Group, t.EdgeNode)
 	n.mu.Lock()
-	out, req, err := d.apply(n, t, p)
+	out, req, err := d.apply(n, t, p, s)
 	n.mu.Unlock()
 	if req != "" {
 		d.requestRebirth(t, req)
@@ -193,8 +194,9 @@ func (d *Decoder) node(group, edge string) *node {
 }
 
 // apply updates n from one message and builds its decoded form. It
-// returns the reason to request a rebirth, if one is needed.
-func (d *Decoder) apply(n *node, t Topic, p *Payload) (map[string]any, string, error) {
+// returns the reason to request a rebirth, if one is needed. Values are
+// boxed into s.
+func (d *Decoder) apply(n *node, t Topic, p *Payload, s *slab) (map[string]any, string, error) {
 	var rebirth string
 	switch t.Type {
 	case NBIRTH:
@@ -245,7 +247,6 @@ func (d *Decoder) apply(n *node, t Topic, p *Payload) (map[string]any, string, e
 		dev = n.devices[t.Device]
 	}
 	metrics := make([]any, len(p.Metrics))
-	s := newSlab(boxesOf(p))
 	// Consecutive metrics with the payload's timestamp, or the previous
 	// metric's, share its boxed value.
 	var lastTS uint64
