@@ -52,6 +52,7 @@ func cmdRun(args []string, stderr io.Writer, environ []string) int {
 		return 1
 	}
 	log := newLogger(cfg.Log, stderr)
+	cfg.Runtime.apply(environ)
 	source := *path
 	if source == "" {
 		source = defaultFileName + " (built in)"

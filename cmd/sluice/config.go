@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/sluicehq/sluice/broker"
@@ -24,6 +25,8 @@ import (
 type Config struct {
 	// Log configures the process log, written to stderr.
 	Log LogConfig `koanf:"log"`
+	// Runtime tunes the Go runtime's garbage collector.
+	Runtime RuntimeConfig `koanf:"runtime"`
 	// Broker configures the embedded MQTT broker.
 	Broker broker.Config `koanf:"broker"`
 	// Auth configures MQTT users, failed-login limits and ACL rules.
@@ -69,12 +72,13 @@ func (c *Config) sinkNames() []string {
 // defaultConfig returns every section's defaults.
 func defaultConfig() Config {
 	return Config{
-		Log:    LogConfig{Level: "info", Format: "text"},
-		Broker: broker.DefaultConfig(),
-		Auth:   auth.DefaultConfig(),
-		Ingest: ingest.DefaultConfig(),
-		Admin:  admin.DefaultConfig(),
-		Sinks:  sinkSection{},
+		Log:     LogConfig{Level: "info", Format: "text"},
+		Runtime: RuntimeConfig{GCPercent: 100},
+		Broker:  broker.DefaultConfig(),
+		Auth:    auth.DefaultConfig(),
+		Ingest:  ingest.DefaultConfig(),
+		Admin:   admin.DefaultConfig(),
+		Sinks:   sinkSection{},
 
 		Commands: defaultCommandsSection(),
 	}
@@ -85,6 +89,7 @@ func defaultConfig() Config {
 func (c *Config) sections() []config.Section {
 	return []config.Section{
 		{Name: "log", Value: &c.Log},
+		{Name: "runtime", Value: &c.Runtime},
 		{Name: "broker", Value: &c.Broker},
 		{Name: "auth", Value: &c.Auth},
 		{Name: "ingest", Value: &c.Ingest},
@@ -202,4 +207,51 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// RuntimeConfig tunes the garbage collector: a larger heap between
+// collections trades memory for fewer GC cycles, which are what stalls
+// the tail of command and ack latencies on a busy process.
+type RuntimeConfig struct {
+	// GCPercent is the heap growth, in percent of the live heap, that
+	// starts a collection (Go's GOGC); -1 turns collection off unless
+	// memory_limit is reached. The GOGC environment variable, when set,
+	// wins. Default: 100.
+	GCPercent int `koanf:"gc_percent"`
+	// MemoryLimit is a soft limit on the memory the Go runtime uses (Go's
+	// GOMEMLIMIT): near it, the collector runs more often whatever
+	// gc_percent says. 0 means none. The GOMEMLIMIT environment variable,
+	// when set, wins. Default: 0.
+	MemoryLimit int64 `koanf:"memory_limit"`
+}
+
+// Validate reports out-of-range values.
+func (c RuntimeConfig) Validate() []error {
+	var errs []error
+	if c.GCPercent < -1 {
+		errs = append(errs, fmt.Errorf("gc_percent: %d is below -1 (off)", c.GCPercent))
+	}
+	if c.MemoryLimit < 0 {
+		errs = append(errs, fmt.Errorf("memory_limit: %d is negative", c.MemoryLimit))
+	}
+	return errs
+}
+
+// apply sets the collector's knobs, leaving those the environment set.
+func (c RuntimeConfig) apply(environ []string) {
+	if !hasEnv(environ, "GOGC") {
+		debug.SetGCPercent(c.GCPercent)
+	}
+	if c.MemoryLimit > 0 && !hasEnv(environ, "GOMEMLIMIT") {
+		debug.SetMemoryLimit(c.MemoryLimit)
+	}
+}
+
+func hasEnv(environ []string, name string) bool {
+	for _, kv := range environ {
+		if strings.HasPrefix(kv, name+"=") {
+			return true
+		}
+	}
+	return false
 }
