@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/diskio"
 )
 
 // The accept log: Submit's one durable write. An accept flush appends
@@ -180,7 +182,7 @@ func (w *wal) sync() error {
 	if w.f == nil {
 		return errors.New("syncing accept log: no segment open")
 	}
-	err := syncData(w.f)
+	err := diskio.SyncData(w.f)
 	if w.syncHook != nil && err == nil {
 		err = w.syncHook(w.f, w.mark)
 	}
@@ -215,7 +217,7 @@ func createSegment(dir string, n uint64) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating accept log segment: %w", err)
 	}
-	preallocate(f, walSegmentBytes+64<<10)
+	diskio.Preallocate(f, walSegmentBytes+64<<10)
 	if err := syncDir(dir); err != nil {
 		f.Close()
 		return nil, err

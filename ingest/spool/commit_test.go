@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/diskio"
 )
 
 // TestNoAckBeforeItsFsync checks the commit pipeline's one promise: done
@@ -60,7 +62,7 @@ func TestNoAckBeforeItsFsync(t *testing.T) {
 						break
 					}
 				}
-				if err := syncData(f); err != nil {
+				if err := diskio.SyncData(f); err != nil {
 					return err
 				}
 				after, err := f.Stat()

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/diskio"
 )
 
 // Policy names what Append does when the spool holds Options.MaxBytes.
@@ -80,7 +82,7 @@ type Options struct {
 	// discards everything.
 	Logger *slog.Logger
 
-	// syncFile replaces syncData in tests (fault injection).
+	// syncFile replaces diskio.SyncData in tests (fault injection).
 	syncFile func(*os.File) error
 }
 
@@ -130,7 +132,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.MaxInflight = defaultMaxInflight
 	}
 	if o.syncFile == nil {
-		o.syncFile = syncData
+		o.syncFile = diskio.SyncData
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sluicehq/sluice/internal/diskio"
 )
 
 const recSize = 100 // fixed record size in recovery tests, so frames are easy to locate
@@ -318,7 +320,7 @@ func TestSyncFailureFailsSpool(t *testing.T) {
 		if syncs >= failAt {
 			return errors.New("injected EIO")
 		}
-		return syncData(f)
+		return diskio.SyncData(f)
 	}
 	s := openT(t, dir, opts)
 	c, err := s.Cursor("sink")

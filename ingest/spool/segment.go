@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/sluicehq/sluice/internal/diskio"
 )
 
 // segment describes one segment file. All fields are guarded by Spool.mu;
@@ -82,7 +84,7 @@ func createSegment(dir string, base uint64, prealloc int64) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating segment: %w", err)
 	}
-	preallocate(f, prealloc)
+	diskio.Preallocate(f, prealloc)
 	if _, err := f.Write(encodeSegHeader(base)); err != nil {
 		_ = f.Close()
 		return nil, fmt.Errorf("writing segment header: %w", err)
