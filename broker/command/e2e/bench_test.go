@@ -17,6 +17,7 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluicehq/sluice/broker/command/kafkasource"
@@ -42,19 +43,23 @@ type latencies struct {
 	done chan struct{} // closed when every sequence number arrived
 }
 
-func (l *latencies) record(p *paho.Publish) {
-	now := time.Now()
-	if string(p.Payload) == "warm-up" {
+func (l *latencies) record(p *paho.Publish) { l.add(p.Payload, time.Now()) }
+
+// add records one command's payload received at now: 8 bytes sequence
+// number and 8 bytes scheduled send time (little-endian nanoseconds), then
+// anything. A "warm-up" payload is not counted.
+func (l *latencies) add(payload []byte, now time.Time) {
+	if string(payload) == "warm-up" {
 		return
 	}
-	if len(p.Payload) < 16 {
+	if len(payload) < 16 {
 		l.mu.Lock()
 		l.bad++
 		l.mu.Unlock()
 		return
 	}
-	seq := int(binary.LittleEndian.Uint64(p.Payload))
-	sent := time.Unix(0, int64(binary.LittleEndian.Uint64(p.Payload[8:])))
+	seq := int(binary.LittleEndian.Uint64(payload))
+	sent := time.Unix(0, int64(binary.LittleEndian.Uint64(payload[8:])))
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if seq < 0 || seq >= len(l.seen) {
@@ -225,6 +230,11 @@ func histSummary(t testing.TB, reg *prometheus.Registry, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return familySummary(mfs, name)
+}
+
+// familySummary is histSummary over gathered metric families.
+func familySummary(mfs []*dto.MetricFamily, name string) string {
 	var out []string
 	for _, mf := range mfs {
 		if mf.GetName() != name {
