@@ -4,7 +4,8 @@ import (
 	"encoding/base64"
 	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"github.com/sluicehq/sluice/internal/jsonstr"
 )
 
 // appendRecord appends r as JSON, as encoding/json would write it (and
@@ -13,11 +14,11 @@ import (
 func appendRecord(b []byte, r *record) []byte {
 	c := &r.Cmd
 	b = append(b, `{"cmd":{"ID":`...)
-	b = appendJSONString(b, c.ID)
+	b = jsonstr.Append(b, c.ID)
 	b = append(b, `,"Device":`...)
-	b = appendJSONString(b, c.Device)
+	b = jsonstr.Append(b, c.Device)
 	b = append(b, `,"Topic":`...)
-	b = appendJSONString(b, c.Topic)
+	b = jsonstr.Append(b, c.Topic)
 	b = append(b, `,"Payload":`...)
 	b = appendJSONBytes(b, c.Payload)
 	b = append(b, `,"QoS":`...)
@@ -25,9 +26,9 @@ func appendRecord(b []byte, r *record) []byte {
 	b = append(b, `,"TTL":`...)
 	b = strconv.AppendInt(b, int64(c.TTL), 10)
 	b = append(b, `,"CorrelationID":`...)
-	b = appendJSONString(b, c.CorrelationID)
+	b = jsonstr.Append(b, c.CorrelationID)
 	b = append(b, `,"ContentType":`...)
-	b = appendJSONString(b, c.ContentType)
+	b = jsonstr.Append(b, c.ContentType)
 	b = append(b, `,"UserProperties":`...)
 	if c.UserProperties == nil {
 		b = append(b, "null"...)
@@ -38,17 +39,17 @@ func appendRecord(b []byte, r *record) []byte {
 				b = append(b, ',')
 			}
 			b = append(b, `{"Name":`...)
-			b = appendJSONString(b, p.Name)
+			b = jsonstr.Append(b, p.Name)
 			b = append(b, `,"Value":`...)
-			b = appendJSONString(b, p.Value)
+			b = jsonstr.Append(b, p.Value)
 			b = append(b, '}')
 		}
 		b = append(b, ']')
 	}
 	b = append(b, `,"Source":`...)
-	b = appendJSONString(b, c.Source)
+	b = jsonstr.Append(b, c.Source)
 	b = append(b, `,"Principal":`...)
-	b = appendJSONString(b, c.Principal)
+	b = jsonstr.Append(b, c.Principal)
 	b = append(b, `,"Deadline":`...)
 	b = appendJSONTime(b, c.Deadline)
 	b = append(b, `},"status":`...)
@@ -61,23 +62,23 @@ func appendRecord(b []byte, r *record) []byte {
 // appendStatus appends st as JSON (its json tags).
 func appendStatus(b []byte, st *Status) []byte {
 	b = append(b, `{"id":`...)
-	b = appendJSONString(b, st.ID)
+	b = jsonstr.Append(b, st.ID)
 	b = append(b, `,"state":`...)
-	b = appendJSONString(b, string(st.State))
+	b = jsonstr.Append(b, string(st.State))
 	for _, f := range [...]struct{ key, v string }{{`,"device":`, st.Device}} {
 		if f.v != "" {
 			b = append(b, f.key...)
-			b = appendJSONString(b, f.v)
+			b = jsonstr.Append(b, f.v)
 		}
 	}
 	b = append(b, `,"topic":`...)
-	b = appendJSONString(b, st.Topic)
+	b = jsonstr.Append(b, st.Topic)
 	for _, f := range [...]struct{ key, v string }{
 		{`,"source":`, st.Source}, {`,"correlation_id":`, st.CorrelationID}, {`,"reason":`, st.Reason},
 	} {
 		if f.v != "" {
 			b = append(b, f.key...)
-			b = appendJSONString(b, f.v)
+			b = jsonstr.Append(b, f.v)
 		}
 	}
 	if len(st.Response) > 0 {
@@ -94,12 +95,12 @@ func appendStatus(b []byte, st *Status) []byte {
 				b = append(b, ',')
 			}
 			b = append(b, `{"state":`...)
-			b = appendJSONString(b, string(tr.State))
+			b = jsonstr.Append(b, string(tr.State))
 			b = append(b, `,"at":`...)
 			b = appendJSONTime(b, tr.At)
 			if tr.Reason != "" {
 				b = append(b, `,"reason":`...)
-				b = appendJSONString(b, tr.Reason)
+				b = jsonstr.Append(b, tr.Reason)
 			}
 			b = append(b, '}')
 		}
@@ -127,50 +128,5 @@ func appendJSONBytes(b, p []byte) []byte {
 	}
 	b = append(b, '"')
 	b = base64.StdEncoding.AppendEncode(b, p)
-	return append(b, '"')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as a JSON string: control characters, '"'
-// and '\\' escaped, invalid UTF-8 replaced by U+FFFD (as encoding/json).
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
 	return append(b, '"')
 }
