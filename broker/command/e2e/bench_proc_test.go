@@ -194,7 +194,7 @@ func procConfig(t testing.TB, kafkaAddr, dataDir string) string {
 	if v := envInt("SLUICE_BENCH_LANES", 0); v > 0 {
 		lanes = "    concurrency: " + strconv.Itoa(v) + "\n"
 	}
-	return `log: {level: warn, format: json}
+	return `log: {level: info, format: json}
 broker:
   listeners: [{name: bench, address: "127.0.0.1:0", allow_anonymous: true}]
 admin: {address: "127.0.0.1:0"}
