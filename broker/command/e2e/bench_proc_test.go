@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"net/http"
 	"os"
@@ -93,35 +92,10 @@ func TestBenchKafkaToDevicesProc(t *testing.T) {
 	cpu0 := cpuTimes(t, s.Pid(), kafka.proc.Pid(), os.Getpid())
 	rss0 := procStatus(s.Pid(), "VmRSS:")
 	start := time.Now()
-	interval := time.Second / time.Duration(rate)
-	var produced sync.WaitGroup
-	var errMu sync.Mutex
-	var firstErr error
-	for seq := range n {
-		sched := start.Add(time.Duration(seq) * interval)
-		if d := time.Until(sched); d > 0 {
-			time.Sleep(d)
-		}
-		// Stamped with the scheduled time: a producer running late
-		// counts against the latency (no coordinated omission).
-		v := make([]byte, 16, 64)
-		binary.LittleEndian.PutUint64(v, uint64(seq))
-		binary.LittleEndian.PutUint64(v[8:], uint64(sched.UnixNano()))
-		v = append(v, `{"set_point":21.5}`...)
-		produced.Add(1)
-		prod.Produce(ctx, &kgo.Record{Key: []byte(names[seq%devices]), Value: v}, func(_ *kgo.Record, err error) {
-			defer produced.Done()
-			if err != nil {
-				errMu.Lock()
-				firstErr = cmpOr(firstErr, err)
-				errMu.Unlock()
-			}
-		})
-	}
-	produced.Wait()
+	err := producePaced(ctx, prod, names, n, rate, start)
 	sendTime := time.Since(start)
-	if firstErr != nil {
-		t.Fatalf("producing: %v", firstErr)
+	if err != nil {
+		t.Fatalf("producing: %v", err)
 	}
 	select {
 	case <-l.done:
@@ -288,14 +262,6 @@ func connectAll(f *fleet, addr string, names []string, par int) error {
 		}
 	}
 	return nil
-}
-
-// cmpOr returns a unless it is nil, then b.
-func cmpOr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // cpuTimes is the CPU time of each pid so far.

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -133,39 +134,12 @@ func TestBenchKafkaToDevices(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	var produceErrs sync.WaitGroup
-	var errMu sync.Mutex
-	var firstErr error
 	gc0 := gcStats()
 	start := time.Now()
-	interval := time.Second / time.Duration(rate)
-	for seq := range n {
-		sched := start.Add(time.Duration(seq) * interval)
-		if d := time.Until(sched); d > 0 {
-			time.Sleep(d)
-		}
-		// Stamped with the scheduled time: a producer running late
-		// counts against the latency (no coordinated omission).
-		v := make([]byte, 16, 64)
-		binary.LittleEndian.PutUint64(v, uint64(seq))
-		binary.LittleEndian.PutUint64(v[8:], uint64(sched.UnixNano()))
-		v = append(v, `{"set_point":21.5}`...)
-		produceErrs.Add(1)
-		prod.Produce(ctx, &kgo.Record{Key: []byte(names[seq%devices]), Value: v}, func(_ *kgo.Record, err error) {
-			defer produceErrs.Done()
-			if err != nil {
-				errMu.Lock()
-				if firstErr == nil {
-					firstErr = err
-				}
-				errMu.Unlock()
-			}
-		})
-	}
-	produceErrs.Wait()
+	err := producePaced(ctx, prod, names, n, rate, start)
 	sendTime := time.Since(start)
-	if firstErr != nil {
-		t.Fatalf("producing: %v", firstErr)
+	if err != nil {
+		t.Fatalf("producing: %v", err)
 	}
 	select {
 	case <-l.done:
@@ -278,4 +252,37 @@ func gcStats() gcCounters {
 		c.cpu = time.Duration(s[0].Value.Float64() * float64(time.Second))
 	}
 	return c
+}
+
+// producePaced produces n commands at rate per second from start, device
+// names[seq % len(names)], and waits for every produce to finish. Each
+// value carries its sequence number and scheduled time (little-endian
+// uint64s) before the JSON command: a producer running late counts
+// against the latency (no coordinated omission).
+func producePaced(ctx context.Context, prod *kgo.Client, names []string, n, rate int, start time.Time) error {
+	interval := time.Second / time.Duration(rate)
+	var produced sync.WaitGroup
+	var errMu sync.Mutex
+	var firstErr error
+	for seq := range n {
+		sched := start.Add(time.Duration(seq) * interval)
+		if d := time.Until(sched); d > 0 {
+			time.Sleep(d)
+		}
+		v := make([]byte, 16, 64)
+		binary.LittleEndian.PutUint64(v, uint64(seq))
+		binary.LittleEndian.PutUint64(v[8:], uint64(sched.UnixNano()))
+		v = append(v, `{"set_point":21.5}`...)
+		produced.Add(1)
+		prod.Produce(ctx, &kgo.Record{Key: []byte(names[seq%len(names)]), Value: v}, func(_ *kgo.Record, err error) {
+			defer produced.Done()
+			if err != nil {
+				errMu.Lock()
+				firstErr = cmp.Or(firstErr, err)
+				errMu.Unlock()
+			}
+		})
+	}
+	produced.Wait()
+	return firstErr
 }
