@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -107,24 +106,8 @@ func TestBenchKafkaToDevicesProc(t *testing.T) {
 	m1 := scrape(t, s.AdminURL)
 	load1, psi1 := e2etest.LoadAvg(), cpuPressure()
 
-	l.mu.Lock()
-	lat := slices.Clone(l.lat)
-	perSecond := secondMax(start, l.at, l.lat)
-	dups, bad := l.dups, l.bad
-	l.mu.Unlock()
-	slices.Sort(lat)
-	q := func(p float64) time.Duration {
-		if len(lat) == 0 {
-			return 0
-		}
-		return lat[min(len(lat)-1, int(p*float64(len(lat))))].Round(10 * time.Microsecond)
-	}
-	lost := n - len(lat)
 	t.Logf("load average (1 min) %s before, %s after; CPU pressure (some, avg10) %s before, %s after", load0, load1, psi0, psi1)
-	t.Logf("%d commands to %d devices in %s (%.0f/s): received %d, lost %d, duplicates %d, malformed %d",
-		n, devices, sendTime.Round(time.Millisecond), float64(n)/sendTime.Seconds(), len(lat), lost, dups, bad)
-	t.Logf("record→device latency: p50 %s  p90 %s  p99 %s  p99.9 %s  max %s", q(0.50), q(0.90), q(0.99), q(0.999), q(1))
-	t.Logf("worst latency per second of the run: %v", perSecond)
+	sum := l.summarize(t, start, n, devices, sendTime)
 	for i, who := range []string{"sluice", "kfakeserver", "test (producer, devices)"} {
 		d := cpu1[i] - cpu0[i]
 		t.Logf("CPU %s: %s in %s (%.0f %% of a core, %.0f µs per command)", who, d, runTime.Round(time.Millisecond),
@@ -144,12 +127,7 @@ func TestBenchKafkaToDevicesProc(t *testing.T) {
 	if e := s.Errors(); e > 0 {
 		t.Errorf("sluice logged %d errors", e)
 	}
-	if lost > 0 || bad > 0 {
-		t.Errorf("%d commands lost, %d malformed", lost, bad)
-	}
-	if p99 := q(0.99); p99 > 20*time.Millisecond {
-		t.Errorf("p99 %s above the 20 ms target", p99)
-	}
+	sum.check(t)
 }
 
 // procConfig is Sluice's config for the benchmark: commands on, the Kafka

@@ -146,23 +146,7 @@ func TestBenchKafkaToDevices(t *testing.T) {
 	case <-time.After(30 * time.Second):
 	}
 	gc1 := gcStats()
-	l.mu.Lock()
-	lat := slices.Clone(l.lat)
-	perSecond := secondMax(start, l.at, l.lat)
-	dups, bad := l.dups, l.bad
-	l.mu.Unlock()
-	slices.Sort(lat)
-	q := func(p float64) time.Duration {
-		if len(lat) == 0 {
-			return 0
-		}
-		return lat[min(len(lat)-1, int(p*float64(len(lat))))].Round(10 * time.Microsecond)
-	}
-	lost := n - len(lat)
-	t.Logf("%d commands to %d devices in %s (%.0f/s): received %d, lost %d, duplicates %d, malformed %d",
-		n, devices, sendTime.Round(time.Millisecond), float64(n)/sendTime.Seconds(), len(lat), lost, dups, bad)
-	t.Logf("record→device latency: p50 %s  p90 %s  p99 %s  p99.9 %s  max %s", q(0.50), q(0.90), q(0.99), q(0.999), q(1))
-	t.Logf("worst latency per second of the run: %v", perSecond)
+	sum := l.summarize(t, start, n, devices, sendTime)
 	// The harness shares the process (and its GC) with Sluice: 1,000
 	// paho.golang clients alone hold ~500 MB (a 65,535-slot receive
 	// channel each). GOGC=400 shows what the tail is without GC cycles.
@@ -172,10 +156,50 @@ func TestBenchKafkaToDevices(t *testing.T) {
 		"sluice_commands_store_flush_seconds"} {
 		t.Logf("%s: %s", h, histSummary(t, st.reg, h))
 	}
-	if lost > 0 || bad > 0 {
-		t.Errorf("%d commands lost, %d malformed", lost, bad)
+	sum.check(t)
+}
+
+// latencySummary is a run's received latencies, sorted, and what went
+// missing or arrived malformed.
+type latencySummary struct {
+	lat       []time.Duration
+	lost, bad int
+}
+
+// summarize logs the run's counts, latency quantiles and worst latency
+// per second, after the devices are done.
+func (l *latencies) summarize(t testing.TB, start time.Time, n, devices int, sendTime time.Duration) latencySummary {
+	t.Helper()
+	l.mu.Lock()
+	lat := slices.Clone(l.lat)
+	perSecond := secondMax(start, l.at, l.lat)
+	dups, bad := l.dups, l.bad
+	l.mu.Unlock()
+	slices.Sort(lat)
+	s := latencySummary{lat: lat, lost: n - len(lat), bad: bad}
+	t.Logf("%d commands to %d devices in %s (%.0f/s): received %d, lost %d, duplicates %d, malformed %d",
+		n, devices, sendTime.Round(time.Millisecond), float64(n)/sendTime.Seconds(), len(lat), s.lost, dups, bad)
+	t.Logf("record→device latency: p50 %s  p90 %s  p99 %s  p99.9 %s  max %s", s.q(0.50), s.q(0.90), s.q(0.99), s.q(0.999), s.q(1))
+	t.Logf("worst latency per second of the run: %v", perSecond)
+	return s
+}
+
+// q returns the p quantile of the latencies (0 when none arrived).
+func (s latencySummary) q(p float64) time.Duration {
+	if len(s.lat) == 0 {
+		return 0
 	}
-	if p99 := q(0.99); p99 > 20*time.Millisecond {
+	return s.lat[min(len(s.lat)-1, int(p*float64(len(s.lat))))].Round(10 * time.Microsecond)
+}
+
+// check fails the benchmark on a lost or malformed command or a p99 above
+// the 20 ms target.
+func (s latencySummary) check(t testing.TB) {
+	t.Helper()
+	if s.lost > 0 || s.bad > 0 {
+		t.Errorf("%d commands lost, %d malformed", s.lost, s.bad)
+	}
+	if p99 := s.q(0.99); p99 > 20*time.Millisecond {
 		t.Errorf("p99 %s above the 20 ms target", p99)
 	}
 }
