@@ -130,6 +130,28 @@ func paging(r *http.Request) (after string, limit int, err error) {
 	return q.Get("after"), limit, nil
 }
 
+// servePage answers one page of a listing kept in key order: ?after= and
+// ?limit= go to page, each item is converted by conv, and next is the last
+// item's key when more follow.
+func servePage[T, J any](w http.ResponseWriter, r *http.Request, name string,
+	page func(after string, limit int) ([]T, bool), conv func(T) J, key func(J) string) {
+	after, limit, err := paging(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	list, more := page(after, limit)
+	out := make([]J, len(list))
+	for i, v := range list {
+		out[i] = conv(v)
+	}
+	next := ""
+	if more && len(out) > 0 {
+		next = key(out[len(out)-1])
+	}
+	writePage(w, name, out, next)
+}
+
 // writePage answers {"<name>": items, "next": key}; key is "" on the last
 // page.
 func writePage(w http.ResponseWriter, name string, items any, next string) {
@@ -153,21 +175,7 @@ func (a *API) getBroker(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (a *API) listClients(w http.ResponseWriter, r *http.Request) {
-	after, limit, err := paging(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	list, more := a.b.ClientPage(after, limit)
-	out := make([]clientJSON, len(list))
-	for i, d := range list {
-		out[i] = toClient(d)
-	}
-	next := ""
-	if more && len(out) > 0 {
-		next = out[len(out)-1].ClientID
-	}
-	writePage(w, "clients", out, next)
+	servePage(w, r, "clients", a.b.ClientPage, toClient, func(c clientJSON) string { return c.ClientID })
 }
 
 func (a *API) getClient(w http.ResponseWriter, r *http.Request) {
@@ -196,21 +204,7 @@ func (a *API) disconnectClient(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) listSessions(w http.ResponseWriter, r *http.Request) {
-	after, limit, err := paging(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	list, more := a.b.SessionPage(after, limit)
-	out := make([]sessionJSON, len(list))
-	for i, s := range list {
-		out[i] = toSession(s)
-	}
-	next := ""
-	if more && len(out) > 0 {
-		next = out[len(out)-1].ClientID
-	}
-	writePage(w, "sessions", out, next)
+	servePage(w, r, "sessions", a.b.SessionPage, toSession, func(s sessionJSON) string { return s.ClientID })
 }
 
 func (a *API) getSession(w http.ResponseWriter, r *http.Request) {
@@ -248,18 +242,7 @@ func (a *API) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 		writePage(w, "subscriptions", toSubs(a.b.Subscriptions(id)), "")
 		return
 	}
-	after, limit, err := paging(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	list, more := a.b.SubscriptionPage(after, limit)
-	out := toSubs(list)
-	next := ""
-	if more && len(out) > 0 {
-		next = out[len(out)-1].ClientID
-	}
-	writePage(w, "subscriptions", out, next)
+	servePage(w, r, "subscriptions", a.b.SubscriptionPage, toSub, func(s subJSON) string { return s.ClientID })
 }
 
 func (a *API) listSinks(w http.ResponseWriter, _ *http.Request) {

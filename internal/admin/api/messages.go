@@ -84,10 +84,14 @@ type subJSON struct {
 func toSubs(subs []broker.Subscription) []subJSON {
 	out := make([]subJSON, len(subs))
 	for i, s := range subs {
-		out[i] = subJSON{ClientID: s.ClientID, Filter: s.Filter, Group: s.Group, QoS: s.QoS, NoLocal: s.NoLocal,
-			RetainAsPublished: s.RetainAsPublished, RetainHandling: s.RetainHandling, SubscriptionID: s.ID}
+		out[i] = toSub(s)
 	}
 	return out
+}
+
+func toSub(s broker.Subscription) subJSON {
+	return subJSON{ClientID: s.ClientID, Filter: s.Filter, Group: s.Group, QoS: s.QoS, NoLocal: s.NoLocal,
+		RetainAsPublished: s.RetainAsPublished, RetainHandling: s.RetainHandling, SubscriptionID: s.ID}
 }
 
 // messageJSON is a retained message. The payload is text when it is valid
