@@ -307,9 +307,15 @@ func (a *app) reloadConfig() (rules.Config, rules.Options, error) {
 	if err != nil {
 		return rules.Config{}, rules.Options{}, err
 	}
+	rc, opts := a.rulesFrom(cfg)
+	return rc, opts, nil
+}
+
+// rulesFrom is the rules part of a re-read config, as Reload takes it.
+func (a *app) rulesFrom(cfg Config) (rules.Config, rules.Options) {
 	opts := cfg.rulesOptions(a.path)
 	opts.Logger = a.log.With("component", "rules")
-	return cfg.rulesConfig(), opts, nil
+	return cfg.rulesConfig(), opts
 }
 
 // reloadOnHangup reloads the rules on SIGHUP until ctx ends. An invalid
@@ -324,12 +330,14 @@ func (a *app) reloadOnHangup(ctx context.Context) {
 			return
 		case <-hup:
 		}
-		a.reloadAuth()
-		cfg, opts, err := a.reloadConfig()
-		if err == nil {
-			err = a.rules.Reload(cfg, opts)
-		}
+		// One read of the file serves both reloads.
+		cfg, err := loadConfig(a.path, a.environ)
 		if err != nil {
+			a.log.Error("reloading on SIGHUP; keeping the active users, ACL and rules", "err", err)
+			continue
+		}
+		a.reloadAuth(cfg.Auth)
+		if err := a.rules.Reload(a.rulesFrom(cfg)); err != nil {
 			a.log.Error("reloading rules on SIGHUP; keeping the active rules", "err", err)
 			continue
 		}
@@ -368,14 +376,11 @@ func (l *lazyStore) Close() error {
 	return l.disk.Close()
 }
 
-// reloadAuth re-reads the config file's auth section (users, ACL,
-// limits); an invalid one is refused and the active one stays.
-func (a *app) reloadAuth() {
-	cfg, err := loadConfig(a.path, a.environ)
-	if err == nil {
-		err = a.auth.Reload(cfg.Auth)
-	}
-	if err != nil {
+// reloadAuth applies a re-read auth section (users, ACL, limits) and
+// revokes the subscriptions the new ACL denies; an invalid one is refused
+// and the active one stays.
+func (a *app) reloadAuth(cfg auth.Config) {
+	if err := a.auth.Reload(cfg); err != nil {
 		a.log.Error("reloading auth on SIGHUP; keeping the active users and ACL", "err", err)
 		return
 	}
