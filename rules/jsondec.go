@@ -613,24 +613,24 @@ func (j JSONDecoder) Decode(_ string, payload []byte) (any, error) {
 	if !mayStartJSON(payload) {
 		return nil, ErrNotJSON
 	}
-	var v any
-	var err error
-	if keys, all := j.keys(); all {
-		v, err = DecodeJSON(payload)
-	} else {
-		v, err = DecodeJSONKeys(payload, keys)
-	}
+	v, err := j.Value(payload)
 	if err != nil {
 		return nil, fmt.Errorf("decoding JSON payload: %w", err)
 	}
 	return v, nil
 }
 
-func (j JSONDecoder) keys() ([]string, bool) {
-	if j.Keys == nil {
-		return nil, true
+// Value decodes payload with DecodeJSONKeys when Keys names the fields
+// the rules read, else with DecodeJSON; unlike Decode it neither
+// short-cuts non-JSON payloads nor wraps the error, for callers that
+// report decode errors their own way.
+func (j JSONDecoder) Value(payload []byte) (any, error) {
+	if j.Keys != nil {
+		if keys, all := j.Keys(); !all {
+			return DecodeJSONKeys(payload, keys)
+		}
 	}
-	return j.Keys()
+	return DecodeJSON(payload)
 }
 
 // mayStartJSON reports whether b's first non-space byte can begin a JSON

@@ -227,12 +227,7 @@ func decodeJSON(_ string, payload []byte) (any, error) {
 // decodeJSONKeys decodes, of an object, only the top-level members the
 // rules read (Options.PayloadKeys), and checks the rest is valid JSON.
 func (d *Decoders) decodeJSONKeys(_ string, payload []byte) (any, error) {
-	if d.json.Keys != nil {
-		if keys, all := d.json.Keys(); !all {
-			return rules.DecodeJSONKeys(payload, keys)
-		}
-	}
-	return rules.DecodeJSON(payload)
+	return d.json.Value(payload)
 }
 
 func decodeRaw(_ string, payload []byte) (any, error) { return payload, nil }
