@@ -302,6 +302,11 @@ func TestSinkOutageLosesNothing(t *testing.T) {
 	if n := len(sink.records()); n != 0 {
 		t.Fatalf("failing sink got %d records", n)
 	}
+	// The flaky sink's first failed write may still be in flight when the
+	// healthy sink has everything: wait for its retries to be counted.
+	eventually(t, "the failing sink's writes retried", func() bool {
+		return flowOf(h.p.Accounting().Snapshot(), "all", "flaky").Retried > 0
+	})
 	s := assertBalanced(t, h.p)
 	if f := flowOf(s, "all", "flaky"); f.Buffered != clients*per/2 || f.Retried == 0 {
 		t.Errorf("during outage flaky flow = %+v, want all buffered and retries", f)
