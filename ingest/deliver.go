@@ -47,9 +47,13 @@ func (p *Pipeline) Deliver(ctx context.Context, m *broker.Message, ack func(erro
 	defer p.putRouting(rt)
 	in := &rt.in
 	in.Msg = m
-	in.Payload, in.DecodeErr = p.decoder.Decode(m.Topic, m.Payload)
-	if p.taps.on.Load() {
-		p.taps.observe(in)
+	if p.recycle != nil {
+		in.Payload, rt.release, in.DecodeErr = p.recycle.DecodeRecycled(m.Topic, m.Payload)
+	} else {
+		in.Payload, in.DecodeErr = p.decoder.Decode(m.Topic, m.Payload)
+	}
+	if p.taps.on.Load() && p.taps.observe(in) {
+		rt.release = nil // the tap keeps the payload: never recycled
 	}
 	if in.DecodeErr != nil {
 		p.acct.decodeErrors.Add(1)
@@ -174,16 +178,24 @@ func (p *Pipeline) refuse(flows []*flow, ack func(error), code byte, reason stri
 
 // routing is one Deliver call's scratch space, pooled: the router's
 // input, its outputs and their flows. Nothing keeps them past Deliver
-// (routers and taps copy what they keep).
+// (routers copy what they keep; a tap that keeps the decoded payload
+// keeps it from being released).
 type routing struct {
 	in    Input
 	outs  []Output
 	flows []*flow
+	// release gives back the decoded payload's memory when Deliver is
+	// done with it (see RecyclingDecoder).
+	release Releaser
 }
 
 func newRouting() any { return &routing{outs: make([]Output, 0, 8), flows: make([]*flow, 0, 8)} }
 
 func (p *Pipeline) putRouting(rt *routing) {
+	if rt.release != nil {
+		rt.release.Release()
+		rt.release = nil
+	}
 	rt.in = Input{}
 	clear(rt.outs)
 	clear(rt.flows)

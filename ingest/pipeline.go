@@ -62,6 +62,7 @@ type Pipeline struct {
 	reg     prometheus.Registerer
 	router  Router
 	decoder Decoder
+	recycle RecyclingDecoder // decoder, when it recycles
 	acct    *Accounting
 	runners map[string]*runner
 
@@ -99,6 +100,7 @@ func New(cfg Config, opts Options) (*Pipeline, error) {
 		runners: map[string]*runner{}, cursors: map[string]*spool.Cursor{},
 		sinkMetrics: newSinkMetrics(),
 	}
+	p.recycle, _ = p.decoder.(RecyclingDecoder)
 	p.routePool.New = newRouting
 	p.appendPool.New = func() any { return newSpoolAppend(p) }
 	for name, s := range opts.Sinks {
@@ -278,4 +280,16 @@ func (p *Pipeline) spoolStats() any {
 		return nil
 	}
 	return p.spool.Stats()
+}
+
+// A Releaser gives back the memory a decoded payload was built in.
+type Releaser interface{ Release() }
+
+// RecyclingDecoder is a Decoder that can build payloads in recycled
+// memory. The pipeline decodes with DecodeRecycled and calls r.Release
+// once routing is over and nothing refers to the value any more (a tap
+// that keeps the message keeps it from being released). r is nil when
+// there is nothing to release (always on error).
+type RecyclingDecoder interface {
+	DecodeRecycled(topic string, payload []byte) (v any, r Releaser, err error)
 }

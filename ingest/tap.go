@@ -111,12 +111,13 @@ func (ts *taps) remove(t *Tap) {
 	ts.on.Store(len(next) > 0)
 }
 
-// observe hands in to every open tap whose filter matches its topic.
-// Deliver calls it, after decoding, only when ts.on is set.
-func (ts *taps) observe(in *Input) {
+// observe hands in to every open tap whose filter matches its topic and
+// reports whether one kept it (its decoded payload must then stay as it
+// is). Deliver calls it, after decoding, only when ts.on is set.
+func (ts *taps) observe(in *Input) (kept bool) {
 	l := ts.list.Load()
 	if l == nil {
-		return
+		return false
 	}
 	var ev *TapEvent
 	for _, t := range *l {
@@ -136,11 +137,13 @@ func (ts *taps) observe(in *Input) {
 		select {
 		case t.ch <- *ev:
 			ts.seen.Add(1)
+			kept = true
 		default:
 			t.dropped.Add(1)
 			ts.dropped.Add(1)
 		}
 	}
+	return kept
 }
 
 // TapCollector exports the taps' counters: sluice_tap_open,

@@ -183,4 +183,15 @@ func BenchmarkDecode(b *testing.B) {
 			}
 		})
 	})
+	// What the pipeline does: decode into a Scratch, released after
+	// routing.
+	b.Run("decode=recycled", func(b *testing.B) {
+		loop(b, func() {
+			s := NewScratch()
+			if _, err := s.DecodeJSON(benchPayload); err != nil {
+				b.Fatal(err)
+			}
+			s.Release()
+		})
+	})
 }

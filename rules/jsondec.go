@@ -21,7 +21,7 @@ import (
 // b, which must therefore not be modified afterwards (MQTT payloads are
 // immutable once the broker hands them over). The pipeline may use it for
 // its decode-once step.
-func DecodeJSON(b []byte) (any, error) { return decodeJSON(b, nil, false) }
+func DecodeJSON(b []byte) (any, error) { return decodeJSON(b, nil, false, nil) }
 
 // DecodeJSONKeys is DecodeJSON for readers of a few top-level fields:
 // when the payload is an object, only the members named in keys are
@@ -29,16 +29,18 @@ func DecodeJSON(b []byte) (any, error) { return decodeJSON(b, nil, false) }
 // building their values. Anything but an object decodes as DecodeJSON
 // does, and a payload DecodeJSON refuses is refused with the same error.
 // See Engine.PayloadKeys for where keys come from.
-func DecodeJSONKeys(b []byte, keys []string) (any, error) { return decodeJSON(b, keys, true) }
+func DecodeJSONKeys(b []byte, keys []string) (any, error) { return decodeJSON(b, keys, true, nil) }
 
-func decodeJSON(b []byte, keys []string, filter bool) (any, error) {
+// decodeJSON decodes b, into s when not nil.
+func decodeJSON(b []byte, keys []string, filter bool, s *Scratch) (any, error) {
 	d, _ := decoders.Get().(*jsonDecoder)
 	if d == nil {
 		d = &jsonDecoder{}
 	}
 	d.b, d.i, d.depth = b, 0, 0
 	d.keys, d.filter, d.skipping = keys, filter, 0
-	d.floats, d.strs = nil, nil // the boxed values of the last payload live on
+	d.floats, d.strs, d.hdrs = nil, nil, nil // the boxed values of the last payload live on
+	d.sc = s
 	v, err := d.value()
 	if err == nil {
 		d.ws()
@@ -46,7 +48,7 @@ func decodeJSON(b []byte, keys []string, filter bool) (any, error) {
 			err = d.errorf("invalid character %q after top-level value", b[d.i])
 		}
 	}
-	d.b, d.floats, d.strs, d.keys = nil, nil, nil, nil
+	d.b, d.floats, d.strs, d.hdrs, d.keys, d.sc = nil, nil, nil, nil, nil, nil
 	decoders.Put(d)
 	if err != nil {
 		return nil, err
@@ -74,9 +76,13 @@ type jsonDecoder struct {
 	buf   []byte
 	// floats and strs are the current payload's slabs that numbers and
 	// strings are boxed into (see boxFloat): one allocation for many
-	// values instead of one each. Never reused across payloads.
+	// values instead of one each. Reused across payloads only through a
+	// Scratch, once its values are released.
 	floats []float64
 	strs   []string
+	hdrs   [][]any // arrays' slice headers, with sc only
+	// sc, when not nil, supplies the maps and slabs.
+	sc *Scratch
 	// keys, with filter, are the top-level members to decode; skipping
 	// counts the values being scanned without building them (unwanted
 	// members and everything inside them).
@@ -111,7 +117,11 @@ func (d *jsonDecoder) boxFloat(f float64) any {
 		return nil
 	}
 	if len(d.floats) == cap(d.floats) {
-		d.floats = make([]float64, 0, slabLen)
+		if d.sc != nil {
+			d.floats = d.sc.floatSlab()
+		} else {
+			d.floats = make([]float64, 0, slabLen)
+		}
 	}
 	d.floats = append(d.floats, f)
 	var v any
@@ -126,7 +136,11 @@ func (d *jsonDecoder) boxString(s string) any {
 		return nil
 	}
 	if len(d.strs) == cap(d.strs) {
-		d.strs = make([]string, 0, slabLen)
+		if d.sc != nil {
+			d.strs = d.sc.stringSlab()
+		} else {
+			d.strs = make([]string, 0, slabLen)
+		}
 	}
 	d.strs = append(d.strs, s)
 	return boxStringAt(&d.strs[len(d.strs)-1])
@@ -151,15 +165,25 @@ func (d *jsonDecoder) errorf(format string, args ...any) error {
 }
 
 func (d *jsonDecoder) ws() {
-	for d.i < len(d.b) {
-		switch d.b[d.i] {
-		case ' ', '\t', '\n', '\r':
-			d.i++
-		default:
-			return
-		}
+	b, i := d.b, d.i
+	for i < len(b) && jsonSpace[b[i]] {
+		i++
 	}
+	d.i = i
 }
+
+// jsonSpace marks the bytes JSON allows between tokens.
+var jsonSpace = [256]bool{' ': true, '\t': true, '\n': true, '\r': true}
+
+// strPlain marks the bytes a string holds as they are: anything but a
+// quote, a backslash, a control character or a byte of a multi-byte
+// UTF-8 sequence (checked separately).
+var strPlain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func (d *jsonDecoder) value() (any, error) {
 	d.ws()
@@ -231,7 +255,7 @@ func (d *jsonDecoder) object() (any, error) {
 		if d.skipping > 0 {
 			return nil, nil
 		}
-		return map[string]any{}, nil
+		return d.newMap(0), nil
 	}
 	for {
 		d.ws()
@@ -281,7 +305,7 @@ func (d *jsonDecoder) object() (any, error) {
 			if d.skipping > 0 {
 				return nil, nil
 			}
-			m := make(map[string]any, len(d.kvs)-base)
+			m := d.newMap(len(d.kvs) - base)
 			for _, e := range d.kvs[base:] {
 				m[e.k] = e.v
 			}
@@ -289,6 +313,33 @@ func (d *jsonDecoder) object() (any, error) {
 		}
 		return nil, d.errorf("invalid character %q after object key:value pair", d.b[d.i])
 	}
+}
+
+// newArray returns a copy of elems as an `any` holding a non-nil []any:
+// with a Scratch, the elements go in one of its chunks and the slice
+// header in its header slab (boxed as boxFloat boxes numbers).
+func (d *jsonDecoder) newArray(elems []any) any {
+	if d.sc == nil {
+		return append([]any{}, elems...)
+	}
+	arr := d.sc.elemsFor(len(elems))
+	copy(arr, elems)
+	if len(d.hdrs) == cap(d.hdrs) {
+		d.hdrs = d.sc.headerSlab()
+	}
+	d.hdrs = append(d.hdrs, arr)
+	var v any
+	e := (*eface)(unsafe.Pointer(&v))
+	e.typ, e.data = sliceTypeWord, unsafe.Pointer(&d.hdrs[len(d.hdrs)-1])
+	return v
+}
+
+// newMap returns an empty map for n members, from the Scratch if any.
+func (d *jsonDecoder) newMap(n int) map[string]any {
+	if d.sc != nil {
+		return d.sc.newMap(n)
+	}
+	return make(map[string]any, n)
 }
 
 func (d *jsonDecoder) array() (any, error) {
@@ -308,7 +359,7 @@ func (d *jsonDecoder) array() (any, error) {
 		if d.skipping > 0 {
 			return nil, nil
 		}
-		return []any{}, nil
+		return d.newArray(nil), nil
 	}
 	for {
 		v, err := d.value()
@@ -332,7 +383,7 @@ func (d *jsonDecoder) array() (any, error) {
 			if d.skipping > 0 {
 				return nil, nil
 			}
-			return append([]any(nil), d.vals[base:]...), nil
+			return d.newArray(d.vals[base:]), nil
 		}
 		return nil, d.errorf("invalid character %q after array element", d.b[d.i])
 	}
@@ -444,9 +495,15 @@ func (d *jsonDecoder) str() (string, error) {
 	start := d.i + 1
 	i := start
 	ascii := true
-	for i < len(b) {
-		c := b[i]
-		switch {
+	for {
+		for i < len(b) && strPlain[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			d.i = i
+			return "", errEnd
+		}
+		switch c := b[i]; {
 		case c == '"':
 			d.i = i + 1
 			s := b[start:i]
@@ -462,13 +519,11 @@ func (d *jsonDecoder) str() (string, error) {
 		case c < 0x20:
 			d.i = i
 			return "", d.errorf("invalid character %q in string literal", c)
-		case c >= utf8.RuneSelf:
+		default: // c >= utf8.RuneSelf
 			ascii = false
+			i++
 		}
-		i++
 	}
-	d.i = i
-	return "", errEnd
 }
 
 // unquote decodes a string with escapes or invalid UTF-8 (replaced by
@@ -624,14 +679,7 @@ func (j JSONDecoder) Decode(_ string, payload []byte) (any, error) {
 // the rules read, else with DecodeJSON; unlike Decode it neither
 // short-cuts non-JSON payloads nor wraps the error, for callers that
 // report decode errors their own way.
-func (j JSONDecoder) Value(payload []byte) (any, error) {
-	if j.Keys != nil {
-		if keys, all := j.Keys(); !all {
-			return DecodeJSONKeys(payload, keys)
-		}
-	}
-	return DecodeJSON(payload)
-}
+func (j JSONDecoder) Value(payload []byte) (any, error) { return j.ValueIn(payload, nil) }
 
 // mayStartJSON reports whether b's first non-space byte can begin a JSON
 // value.

@@ -73,10 +73,15 @@ type Options struct {
 
 type decodeFunc func(topic string, payload []byte) (any, error)
 
+// recycleFunc is a decodeFunc building its value in recycled memory, given
+// back by the Releaser (nil on error).
+type recycleFunc func(topic string, payload []byte) (any, ingest.Releaser, error)
+
 type binding struct {
 	filter   string
 	decoder  string
 	decode   decodeFunc
+	recycle  recycleFunc // nil: decode allocates afresh
 	validate *validator
 	dead     bool
 	decErrs  prometheus.Counter
@@ -95,8 +100,9 @@ type Decoders struct {
 }
 
 var (
-	_ ingest.Decoder = (*Decoders)(nil)
-	_ rules.Encoders = (*Decoders)(nil)
+	_ ingest.Decoder          = (*Decoders)(nil)
+	_ ingest.RecyclingDecoder = (*Decoders)(nil)
+	_ rules.Encoders          = (*Decoders)(nil)
 )
 
 // New validates cfg and compiles its schemas and protobuf descriptors. It
@@ -129,9 +135,9 @@ func New(cfg Config, opts Options) (*Decoders, error) {
 		}
 		switch bc.Decoder {
 		case DecoderJSON:
-			b.decode = decodeJSON
-			if bc.Schema == "" {
-				b.decode = d.decodeJSONKeys // no schema reads the other fields
+			b.decode, b.recycle = decodeJSON, recycleJSON
+			if bc.Schema == "" { // no schema reads the other fields
+				b.decode, b.recycle = d.decodeJSONKeys, d.recycleJSONKeys
 			}
 		case DecoderRaw:
 			b.decode = decodeRaw
@@ -162,7 +168,7 @@ func New(cfg Config, opts Options) (*Decoders, error) {
 				}
 				d.sparkplug = sp
 			}
-			b.decode = d.sparkplug.Decode
+			b.decode, b.recycle = d.sparkplug.Decode, d.recycleSparkplug
 		}
 		if bc.Schema != "" {
 			v, err := compileSchema(bc.Schema)
@@ -196,28 +202,53 @@ func (d *Decoders) Sparkplug() *sparkplug.Decoder { return d.sparkplug }
 // topicName decodes the payload, JSON when none does. A failure is an
 // *InvalidError.
 func (d *Decoders) Decode(topicName string, payload []byte) (any, error) {
+	v, _, err := d.decode(topicName, payload, false)
+	return v, err
+}
+
+// DecodeRecycled implements ingest.RecyclingDecoder: Decode, building
+// JSON and Sparkplug B payloads in recycled memory that r gives back.
+func (d *Decoders) DecodeRecycled(topicName string, payload []byte) (v any, r ingest.Releaser, err error) {
+	return d.decode(topicName, payload, true)
+}
+
+func (d *Decoders) decode(topicName string, payload []byte, recycle bool) (any, ingest.Releaser, error) {
 	for i := range d.bindings {
 		b := &d.bindings[i]
 		if !topic.Match(b.filter, topicName) {
 			continue
 		}
-		v, err := b.decode(topicName, payload)
+		var v any
+		var r ingest.Releaser
+		var err error
+		if recycle && b.recycle != nil {
+			v, r, err = b.recycle(topicName, payload)
+		} else {
+			v, err = b.decode(topicName, payload)
+		}
 		if err != nil {
 			b.decErrs.Inc()
-			return nil, &InvalidError{Binding: b.filter, Decoder: b.decoder, Reason: err.Error(), DeadLetter: b.dead, Err: err}
+			return nil, nil, &InvalidError{Binding: b.filter, Decoder: b.decoder, Reason: err.Error(), DeadLetter: b.dead, Err: err}
 		}
 		if b.validate != nil {
 			if path, reason, ok := b.validate.check(v); !ok {
+				if r != nil {
+					r.Release() // path and reason are strings of their own
+				}
 				b.valErrs.Inc()
-				return nil, &InvalidError{Binding: b.filter, Decoder: b.decoder, Schema: b.validate.file,
+				return nil, nil, &InvalidError{Binding: b.filter, Decoder: b.decoder, Schema: b.validate.file,
 					Path: path, Reason: reason, DeadLetter: b.dead}
 			}
 		}
-		return v, nil
+		return v, r, nil
 	}
 	// No binding: the default JSON decoder (its not-JSON error is shared,
 	// so binary payloads cost no error formatting).
-	return d.json.Decode(topicName, payload)
+	if recycle {
+		return d.json.DecodeRecycled(topicName, payload)
+	}
+	v, err := d.json.Decode(topicName, payload)
+	return v, nil, err
 }
 
 func decodeJSON(_ string, payload []byte) (any, error) {
@@ -228,6 +259,47 @@ func decodeJSON(_ string, payload []byte) (any, error) {
 // rules read (Options.PayloadKeys), and checks the rest is valid JSON.
 func (d *Decoders) decodeJSONKeys(_ string, payload []byte) (any, error) {
 	return d.json.Value(payload)
+}
+
+func recycleJSON(_ string, payload []byte) (any, ingest.Releaser, error) {
+	s := rules.NewScratch()
+	v, err := s.DecodeJSON(payload)
+	return inScratch(s, v, err)
+}
+
+func (d *Decoders) recycleJSONKeys(_ string, payload []byte) (any, ingest.Releaser, error) {
+	s := rules.NewScratch()
+	v, err := d.json.ValueIn(payload, s)
+	return inScratch(s, v, err)
+}
+
+// inScratch returns v, decoded in s, with s as its Releaser; on error it
+// releases s.
+func inScratch(s *rules.Scratch, v any, err error) (any, ingest.Releaser, error) {
+	if err != nil {
+		s.Release()
+		return nil, nil, err
+	}
+	return v, s, nil
+}
+
+func (d *Decoders) recycleSparkplug(topicName string, payload []byte) (any, ingest.Releaser, error) {
+	v, s, err := d.sparkplug.DecodeScratch(topicName, payload)
+	if s == nil {
+		return v, nil, err // no nil *Scratch in a non-nil Releaser
+	}
+	return v, s, err
+}
+
+// recycled runs decode into a new Scratch, released on error.
+func recycled(decode func(*rules.Scratch) (any, error)) (any, ingest.Releaser, error) {
+	s := rules.NewScratch()
+	v, err := decode(s)
+	if err != nil {
+		s.Release()
+		return nil, nil, err
+	}
+	return v, s, nil
 }
 
 func decodeRaw(_ string, payload []byte) (any, error) { return payload, nil }

@@ -8,9 +8,9 @@ import (
 // A decoded message holds one boxed value per metric, and boxing a
 // number or a string into an `any` allocates. A slab holds the boxed
 // values of one message instead: one allocation for all its numbers and
-// one for all its strings, sized by counting them first. A slab is never
-// reused across messages: the values rules see stay as they were boxed.
-// The same technique as rules/jsondec.go's boxFloat.
+// one for all its strings, sized by counting them first. A slab is
+// reused across messages only through a Scratch, once the values boxed in
+// it are released. The same technique as rules/jsondec.go's boxFloat.
 
 // eface is the layout of an empty interface (runtime.eface).
 type eface struct {
@@ -34,6 +34,7 @@ func typeWord(v any) unsafe.Pointer { return (*eface)(unsafe.Pointer(&v)).typ }
 type slab struct {
 	words []uint64 // int64, uint64 and float64 values, by their bits
 	strs  []string
+	sc    *Scratch // supplies maps and lists too, when not nil
 }
 
 // newSlab returns a slab with room for words numbers and strs strings.

@@ -69,14 +69,23 @@ type alias struct {
 	Name     string `json:"name"`
 	Datatype uint32 `json:"datatype"`
 	boxed    any    // Name as an any, so resolving it allocates nothing
-	// tmpl is the metric map of a data metric carrying only this alias:
-	// name, datatype and alias set. It is cloned, never written.
-	tmpl map[string]any
+	// tmpl is what the metric map of a data metric carrying only this
+	// alias starts with.
+	tmpl *metricTemplate
+}
+
+// metricTemplate is the start of a data metric's map when the metric
+// carries only its alias: name, datatype and alias, boxed once.
+type metricTemplate struct {
+	// m holds them as a map, cloned, never written.
+	m                     map[string]any
+	name, datatype, alias any
 }
 
 func newAlias(num uint64, name string, dt uint32) alias {
-	return alias{Name: name, Datatype: dt, boxed: name,
-		tmpl: map[string]any{"name": name, "datatype": typeNameValue(dt), "alias": intValue(num)}}
+	t := &metricTemplate{name: name, datatype: typeNameValue(dt), alias: intValue(num)}
+	t.m = map[string]any{"name": t.name, "datatype": t.datatype, "alias": t.alias}
+	return alias{Name: name, Datatype: dt, boxed: name, tmpl: t}
 }
 
 // node is one edge node's state, guarded by its mu.
@@ -131,6 +140,11 @@ var payloads sync.Pool
 // metadata, properties when set). A STATE payload is JSON and decodes to
 // host_id plus its fields.
 func (d *Decoder) Decode(topicName string, payload []byte) (any, error) {
+	return d.decode(topicName, payload, nil)
+}
+
+// decode is Decode, building the value in sc when not nil.
+func (d *Decoder) decode(topicName string, payload []byte, sc *Scratch) (any, error) {
 	t, err := ParseTopic(topicName)
 	if err != nil {
 		return nil, err
@@ -156,7 +170,12 @@ func (d *Decoder) Decode(topicName string, payload []byte) (any, error) {
 		return nil, err
 	}
 	d.m.message(t.Type)
-	s := newSlab(boxesOf(p))
+	var s *slab
+	if sc != nil {
+		s = sc.slab(boxesOf(p))
+	} else {
+		s = newSlab(boxesOf(p))
+	}
 	n := d.node(t.Group, t.EdgeNode)
 	n.mu.Lock()
 	out, req, err := d.apply(n, t, p, s)
@@ -246,7 +265,7 @@ func (d *Decoder) apply(n *node, t Topic, p *Payload, s *slab) (map[string]any, 
 	if t.Device != "" {
 		dev = n.devices[t.Device]
 	}
-	metrics := make([]any, len(p.Metrics))
+	metrics := s.list(len(p.Metrics))
 	// Consecutive metrics with the payload's timestamp, or the previous
 	// metric's, share its boxed value.
 	var lastTS uint64
@@ -261,7 +280,7 @@ func (d *Decoder) apply(n *node, t Topic, p *Payload, s *slab) (map[string]any, 
 		if m.HasName {
 			name = s.string(m.Name)
 		}
-		var tmpl map[string]any
+		var tmpl *metricTemplate
 		dt := m.Datatype
 		if m.HasAlias && (!m.HasName || dt == TypeUnknown) {
 			a, ok := lookup(n, dev, m.Alias)
@@ -291,7 +310,7 @@ func (d *Decoder) apply(n *node, t Topic, p *Payload, s *slab) (map[string]any, 
 		}
 		metrics[i] = mm
 	}
-	out := make(map[string]any, 8) // one group: uuid and body, rare, grow it
+	out := s.newMap(8) // one group: uuid and body, rare, grow it
 	out["group_id"], out["message_type"], out["edge_node_id"] = n.group, boxedType(t.Type), n.edge
 	if t.Device != "" {
 		if dev != nil {

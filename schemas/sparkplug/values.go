@@ -3,7 +3,6 @@ package sparkplug
 import (
 	"encoding/binary"
 	"fmt"
-	"maps"
 	"math"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -212,15 +211,15 @@ func decodeArray(dt uint32, b []byte) (any, error) {
 // and typed dt, both resolved from the alias table when the metric has
 // only an alias. ts, when not nil, is m.Timestamp already boxed: names and
 // timestamps shared by many metrics are boxed once. tmpl, when not nil,
-// is the alias's map of name, datatype and alias: a clone of it costs
-// less than inserting them. Values are boxed into s.
-func (m *Metric) metricMap(s *slab, name any, dt uint32, ts any, tmpl map[string]any) (map[string]any, error) {
+// is the alias's name, datatype and alias (see slab.fromTemplate).
+// Values are boxed into s.
+func (m *Metric) metricMap(s *slab, name any, dt uint32, ts any, tmpl *metricTemplate) (map[string]any, error) {
 	v, err := m.value(s, dt)
 	if err != nil {
 		return nil, fmt.Errorf("metric %q: %w", name, err)
 	}
 	if tmpl != nil && !m.IsHistorical && !m.IsTransient && !m.IsNull && m.Metadata == nil && m.Properties == nil {
-		out := maps.Clone(tmpl)
+		out := s.fromTemplate(tmpl)
 		out["value"] = v
 		if m.HasTimestamp {
 			if ts == nil {
@@ -230,7 +229,7 @@ func (m *Metric) metricMap(s *slab, name any, dt uint32, ts any, tmpl map[string
 		}
 		return out, nil
 	}
-	out := make(map[string]any, 6)
+	out := s.newMap(6)
 	out["name"] = name
 	out["datatype"] = typeNameValue(dt)
 	out["value"] = v

@@ -1,0 +1,5 @@
+//go:build !race
+
+package sparkplug
+
+const raceEnabled = false
