@@ -265,18 +265,22 @@ func (d *jsonDecoder) object() (any, error) {
 		if d.b[d.i] != '"' {
 			return nil, d.errorf("invalid character %q looking for beginning of object key string", d.b[d.i])
 		}
-		k, err := d.str()
+		k, err := d.key()
 		if err != nil {
 			return nil, err
 		}
-		d.ws()
-		if d.i >= len(d.b) {
-			return nil, errEnd
+		if d.i < len(d.b) && d.b[d.i] == ':' { // compact JSON: no space
+			d.i++
+		} else {
+			d.ws()
+			if d.i >= len(d.b) {
+				return nil, errEnd
+			}
+			if d.b[d.i] != ':' {
+				return nil, d.errorf("invalid character %q after object key", d.b[d.i])
+			}
+			d.i++
 		}
-		if d.b[d.i] != ':' {
-			return nil, d.errorf("invalid character %q after object key", d.b[d.i])
-		}
-		d.i++
 		skip := top && !slices.Contains(d.keys, k)
 		if skip {
 			d.skipping++
@@ -290,6 +294,10 @@ func (d *jsonDecoder) object() (any, error) {
 		}
 		if !skip && d.skipping == 0 {
 			d.kvs = append(d.kvs, kv{k, v})
+		}
+		if d.i < len(d.b) && d.b[d.i] == ',' { // compact JSON: no space
+			d.i++
+			continue
 		}
 		d.ws()
 		if d.i >= len(d.b) {
@@ -488,6 +496,21 @@ func (d *jsonDecoder) number() (float64, error) {
 // pow10 are the powers of ten exactly representable as float64.
 var pow10 = [23]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
 	1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// key is str for object keys, most of them short, plain ASCII: those are
+// scanned here, the others by str.
+func (d *jsonDecoder) key() (string, error) {
+	b, start := d.b, d.i+1
+	i := start
+	for i < len(b) && strPlain[b[i]] {
+		i++
+	}
+	if i < len(b) && b[i] == '"' && i > start {
+		d.i = i + 1
+		return unsafe.String(&b[start], i-start), nil
+	}
+	return d.str()
+}
 
 // str scans a string starting at its opening quote.
 func (d *jsonDecoder) str() (string, error) {
