@@ -248,12 +248,22 @@ func (d *jsonDecoder) object() (any, error) {
 		d.kvs = d.kvs[:base]
 	}()
 	top := d.filter && d.depth == 1 && d.skipping == 0 // members filtered by keys
+	// With a Scratch, members go straight into a recycled map (its
+	// capacity is the last payload's); without, they are collected first
+	// to size the map exactly.
+	var direct map[string]any
+	if d.sc != nil && d.skipping == 0 {
+		direct = d.sc.newMap(0)
+	}
 	d.ws()
 	if d.i < len(d.b) && d.b[d.i] == '}' {
 		d.i++
 		d.depth--
 		if d.skipping > 0 {
 			return nil, nil
+		}
+		if direct != nil {
+			return direct, nil
 		}
 		return d.newMap(0), nil
 	}
@@ -293,7 +303,11 @@ func (d *jsonDecoder) object() (any, error) {
 			return nil, err
 		}
 		if !skip && d.skipping == 0 {
-			d.kvs = append(d.kvs, kv{k, v})
+			if direct != nil {
+				direct[k] = v
+			} else {
+				d.kvs = append(d.kvs, kv{k, v})
+			}
 		}
 		if d.i < len(d.b) && d.b[d.i] == ',' { // compact JSON: no space
 			d.i++
@@ -312,6 +326,9 @@ func (d *jsonDecoder) object() (any, error) {
 			d.depth--
 			if d.skipping > 0 {
 				return nil, nil
+			}
+			if direct != nil {
+				return direct, nil
 			}
 			m := d.newMap(len(d.kvs) - base)
 			for _, e := range d.kvs[base:] {
