@@ -65,6 +65,9 @@ func (p *Pipeline) Deliver(ctx context.Context, m *broker.Message, ack func(erro
 	}
 	outs := p.router.Route(in, rt.outs[:0])
 	rt.outs = outs
+	// The outputs are bytes now: the decoded payload can be recycled
+	// before the wait for durability below.
+	rt.releasePayload()
 	if len(outs) == 0 {
 		p.acct.unrouted.Add(1)
 		ack(nil)
@@ -184,18 +187,25 @@ type routing struct {
 	in    Input
 	outs  []Output
 	flows []*flow
-	// release gives back the decoded payload's memory when Deliver is
-	// done with it (see RecyclingDecoder).
+	// release gives back the decoded payload's memory once routed (see
+	// RecyclingDecoder).
 	release Releaser
 }
 
 func newRouting() any { return &routing{outs: make([]Output, 0, 8), flows: make([]*flow, 0, 8)} }
 
-func (p *Pipeline) putRouting(rt *routing) {
+// releasePayload gives back the decoded payload's memory, if it has any
+// to give back; the payload must be out of use.
+func (rt *routing) releasePayload() {
 	if rt.release != nil {
+		rt.in.Payload = nil
 		rt.release.Release()
 		rt.release = nil
 	}
+}
+
+func (p *Pipeline) putRouting(rt *routing) {
+	rt.releasePayload()
 	rt.in = Input{}
 	clear(rt.outs)
 	clear(rt.flows)
