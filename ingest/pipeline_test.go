@@ -98,7 +98,13 @@ func testConfig(t *testing.T) Config {
 
 func start(t *testing.T, cfg Config, r Router, ss map[string]sinks.Sink) *harness {
 	t.Helper()
-	p, err := New(cfg, Options{Router: r, Sinks: ss})
+	return startWith(t, cfg, Options{Router: r, Sinks: ss})
+}
+
+// startWith opens a pipeline with opts and runs it until the test ends.
+func startWith(t *testing.T, cfg Config, opts Options) *harness {
+	t.Helper()
+	p, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"context"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -46,17 +45,7 @@ func (r *bodyRouter) Route(in *Input, dst []Output) []Output {
 func startRecycling(t *testing.T) (*harness, *poisoningDecoder, *bodyRouter) {
 	t.Helper()
 	dec, router := &poisoningDecoder{}, &bodyRouter{}
-	p, err := New(testConfig(t), Options{Router: router, Decoder: dec, Sinks: map[string]sinks.Sink{"mem": &memSink{}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Open(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{t: t, p: p, cancel: cancel, done: make(chan error, 1)}
-	go func() { h.done <- p.Run(ctx) }()
-	t.Cleanup(h.stop)
+	h := startWith(t, testConfig(t), Options{Router: router, Decoder: dec, Sinks: map[string]sinks.Sink{"mem": &memSink{}}})
 	return h, dec, router
 }
 

@@ -118,7 +118,7 @@ func (d *jsonDecoder) boxFloat(f float64) any {
 	}
 	if len(d.floats) == cap(d.floats) {
 		if d.sc != nil {
-			d.floats = d.sc.floatSlab()
+			d.floats = d.sc.floats.Next()
 		} else {
 			d.floats = make([]float64, 0, slabLen)
 		}
@@ -137,7 +137,7 @@ func (d *jsonDecoder) boxString(s string) any {
 	}
 	if len(d.strs) == cap(d.strs) {
 		if d.sc != nil {
-			d.strs = d.sc.stringSlab()
+			d.strs = d.sc.strs.Next()
 		} else {
 			d.strs = make([]string, 0, slabLen)
 		}
@@ -253,7 +253,7 @@ func (d *jsonDecoder) object() (any, error) {
 	// to size the map exactly.
 	var direct map[string]any
 	if d.sc != nil && d.skipping == 0 {
-		direct = d.sc.newMap(0)
+		direct = d.sc.maps.Next(0)
 	}
 	d.ws()
 	if d.i < len(d.b) && d.b[d.i] == '}' {
@@ -350,7 +350,7 @@ func (d *jsonDecoder) newArray(elems []any) any {
 	arr := d.sc.elemsFor(len(elems))
 	copy(arr, elems)
 	if len(d.hdrs) == cap(d.hdrs) {
-		d.hdrs = d.sc.headerSlab()
+		d.hdrs = d.sc.hdrs.Next()
 	}
 	d.hdrs = append(d.hdrs, arr)
 	var v any
@@ -362,7 +362,7 @@ func (d *jsonDecoder) newArray(elems []any) any {
 // newMap returns an empty map for n members, from the Scratch if any.
 func (d *jsonDecoder) newMap(n int) map[string]any {
 	if d.sc != nil {
-		return d.sc.newMap(n)
+		return d.sc.maps.Next(n)
 	}
 	return make(map[string]any, n)
 }

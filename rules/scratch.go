@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/sluicehq/sluice/ingest"
+	"github.com/sluicehq/sluice/internal/recycle"
 )
 
 // A Scratch is the memory one decoded JSON payload is built in, kept for
@@ -20,22 +21,17 @@ import (
 // nothing refers to the payload (see ingest.RecyclingDecoder). A Scratch
 // serves one payload at a time.
 type Scratch struct {
-	// maps are the objects of the payloads decoded so far, in the order
-	// they were built; the next payload takes them in that order (the
-	// same shape gets maps of the right size back).
-	maps  []map[string]any
-	nmaps int
-	// floats and strs are the slabs numbers and strings are boxed into.
-	floats  [][]float64
-	nfloats int
-	strs    [][]string
-	nstrs   int
-	// elems are chunks arrays' elements are carved from, and hdrs slabs
-	// their slice headers are boxed into.
+	// maps are the payload's objects, handed out in the order the last
+	// payload used them (the same shape gets maps of the right size).
+	maps recycle.Maps
+	// floats, strs and hdrs are the slabs numbers, strings and arrays'
+	// slice headers are boxed into.
+	floats recycle.Slabs[float64]
+	strs   recycle.Slabs[string]
+	hdrs   recycle.Slabs[[]any]
+	// elems are chunks arrays' elements are carved from.
 	elems  [][]any
 	nelems int
-	hdrs   [][][]any
-	nhdrs  int
 	inUse  bool
 }
 
@@ -43,9 +39,8 @@ type Scratch struct {
 // (a 10,000-member object, say) is built in fresh memory that is dropped
 // instead of kept in every pooled Scratch.
 const (
-	maxScratchMaps   = 64
-	maxScratchSlabs  = 16
 	maxRecycledEntry = 64 // members of a map kept for reuse
+	maxScratchChunks = 16
 	elemChunk        = 64 // array elements per chunk; longer arrays get a chunk of their own
 )
 
@@ -71,16 +66,10 @@ func (s *Scratch) Release() {
 
 // reset empties s for the next payload.
 func (s *Scratch) reset() {
-	for i, m := range s.maps[:s.nmaps] {
-		if len(m) > maxRecycledEntry {
-			s.maps[i] = nil // clearing a large map costs its capacity; drop it
-			continue
-		}
-		clear(m)
-	}
-	for _, st := range s.strs[:s.nstrs] {
-		clear(st[:cap(st)]) // no references into the last payload
-	}
+	s.maps.Reset(maxRecycledEntry)
+	s.floats.Reset(false)
+	s.strs.Reset(true) // no references into the last payload
+	s.hdrs.Reset(true)
 	for i, e := range s.elems[:s.nelems] {
 		clear(e)
 		if cap(e) > elemChunk {
@@ -89,59 +78,7 @@ func (s *Scratch) reset() {
 			s.elems[i] = e[:0]
 		}
 	}
-	for _, h := range s.hdrs[:s.nhdrs] {
-		clear(h[:cap(h)])
-	}
-	s.nmaps, s.nfloats, s.nstrs, s.nelems, s.nhdrs = 0, 0, 0, 0, 0
-}
-
-// newMap returns an empty map for an object of n members.
-func (s *Scratch) newMap(n int) map[string]any {
-	if s.nmaps < len(s.maps) {
-		m := s.maps[s.nmaps]
-		if m == nil {
-			m = make(map[string]any, n)
-			s.maps[s.nmaps] = m
-		}
-		s.nmaps++
-		return m
-	}
-	m := make(map[string]any, n)
-	if len(s.maps) < maxScratchMaps {
-		s.maps = append(s.maps, m)
-		s.nmaps++
-	}
-	return m
-}
-
-// floatSlab returns an empty slab of slabLen floats.
-func (s *Scratch) floatSlab() []float64 {
-	if s.nfloats < len(s.floats) {
-		f := s.floats[s.nfloats][:0]
-		s.nfloats++
-		return f
-	}
-	f := make([]float64, 0, slabLen)
-	if len(s.floats) < maxScratchSlabs {
-		s.floats = append(s.floats, f)
-		s.nfloats++
-	}
-	return f
-}
-
-// stringSlab is floatSlab for strings.
-func (s *Scratch) stringSlab() []string {
-	if s.nstrs < len(s.strs) {
-		st := s.strs[s.nstrs][:0]
-		s.nstrs++
-		return st
-	}
-	st := make([]string, 0, slabLen)
-	if len(s.strs) < maxScratchSlabs {
-		s.strs = append(s.strs, st)
-		s.nstrs++
-	}
-	return st
+	s.nelems = 0
 }
 
 // elemsFor returns room for an array of n elements, carved from the
@@ -164,28 +101,13 @@ func (s *Scratch) elemsFor(n int) []any {
 	switch {
 	case s.nelems < len(s.elems):
 		s.elems[s.nelems] = c[:n]
-	case len(s.elems) < maxScratchSlabs:
+	case len(s.elems) < maxScratchChunks:
 		s.elems = append(s.elems, c[:n])
 	default:
 		return c[:n:n] // not kept
 	}
 	s.nelems++
 	return c[:n:n]
-}
-
-// headerSlab is floatSlab for the slice headers of arrays.
-func (s *Scratch) headerSlab() [][]any {
-	if s.nhdrs < len(s.hdrs) {
-		h := s.hdrs[s.nhdrs][:0]
-		s.nhdrs++
-		return h
-	}
-	h := make([][]any, 0, slabLen)
-	if len(s.hdrs) < maxScratchSlabs {
-		s.hdrs = append(s.hdrs, h)
-		s.nhdrs++
-	}
-	return h
 }
 
 // sliceTypeWord is the type word of []any.

@@ -104,16 +104,17 @@ func TestScratchBounds(t *testing.T) {
 		big = append(big, `":1`...)
 	}
 	big = append(big, '}')
-	if _, err := s.DecodeJSON(big); err != nil {
+	v, err := s.DecodeJSON(big)
+	if err != nil {
 		t.Fatal(err)
 	}
 	s.reset()
-	if s.maps[0] != nil {
-		t.Errorf("a map of %d members was kept", maxRecycledEntry+1)
+	small, err := s.DecodeJSON([]byte(`{"a":1}`))
+	if err != nil || small.(map[string]any)["a"] != 1.0 {
+		t.Fatalf("decode after a dropped map = %v, %v", small, err)
 	}
-	v, err := s.DecodeJSON([]byte(`{"a":1}`))
-	if err != nil || v.(map[string]any)["a"] != 1.0 {
-		t.Fatalf("decode after a dropped map = %v, %v", v, err)
+	if reflect.ValueOf(small).UnsafePointer() == reflect.ValueOf(v).UnsafePointer() {
+		t.Errorf("a map of %d members was kept for reuse", maxRecycledEntry+1)
 	}
 }
 

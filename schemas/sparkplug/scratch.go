@@ -3,6 +3,8 @@ package sparkplug
 import (
 	"maps"
 	"sync"
+
+	"github.com/sluicehq/sluice/internal/recycle"
 )
 
 // A Scratch is the memory one decoded message is built in, kept for the
@@ -15,8 +17,7 @@ import (
 // Values decoded with a Scratch are valid until its Release; the pipeline
 // releases after routing (see ingest.RecyclingDecoder).
 type Scratch struct {
-	maps    []map[string]any // in the order the last message used them
-	nmaps   int
+	maps    recycle.Maps // in the order the last message used them
 	metrics []any
 	words   []uint64
 	strs    []string
@@ -32,7 +33,7 @@ const (
 	maxScratchList   = 1024 // metrics, numbers or strings kept for reuse
 )
 
-var scratches = sync.Pool{New: func() any { return new(Scratch) }}
+var scratches = sync.Pool{New: func() any { return &Scratch{maps: recycle.Maps{Keep: maxScratchMaps}} }}
 
 // Release gives s back for the next message: every value decoded with it
 // must be out of use. Releasing twice is a no-op.
@@ -41,14 +42,7 @@ func (s *Scratch) Release() {
 		return
 	}
 	s.inUse = false
-	for i, m := range s.maps[:s.nmaps] {
-		if len(m) > maxRecycledEntry {
-			s.maps[i] = nil
-			continue
-		}
-		clear(m)
-	}
-	s.nmaps = 0
+	s.maps.Reset(maxRecycledEntry)
 	s.sl = slab{}
 	clear(s.metrics[:cap(s.metrics)])
 	clear(s.strs[:cap(s.strs)])
@@ -77,25 +71,6 @@ func (s *Scratch) slab(words, strs int) *slab {
 	return &s.sl
 }
 
-// newMap returns an empty map for about n members.
-func (s *Scratch) newMap(n int) map[string]any {
-	if s.nmaps < len(s.maps) {
-		m := s.maps[s.nmaps]
-		if m == nil {
-			m = make(map[string]any, n)
-			s.maps[s.nmaps] = m
-		}
-		s.nmaps++
-		return m
-	}
-	m := make(map[string]any, n)
-	if len(s.maps) < maxScratchMaps {
-		s.maps = append(s.maps, m)
-		s.nmaps++
-	}
-	return m
-}
-
 // list returns a zeroed, non-nil list of n values; appending to it
 // copies.
 func (s *Scratch) list(n int) []any {
@@ -116,7 +91,7 @@ func (d *Decoder) DecodeScratch(topicName string, payload []byte) (any, *Scratch
 		s.Release()
 		return nil, nil, err
 	}
-	if s.nmaps == 0 { // STATE
+	if s.maps.Used() == 0 { // STATE
 		s.Release()
 		return v, nil, nil
 	}
@@ -127,7 +102,7 @@ func (d *Decoder) DecodeScratch(topicName string, payload []byte) (any, *Scratch
 // a Scratch.
 func (s *slab) newMap(n int) map[string]any {
 	if s != nil && s.sc != nil {
-		return s.sc.newMap(n)
+		return s.sc.maps.Next(n)
 	}
 	return make(map[string]any, n)
 }
@@ -137,7 +112,7 @@ func (s *slab) newMap(n int) map[string]any {
 // over a map costs more than setting three members).
 func (s *slab) fromTemplate(t *metricTemplate) map[string]any {
 	if s != nil && s.sc != nil {
-		m := s.sc.newMap(5)
+		m := s.sc.maps.Next(5)
 		m["name"], m["datatype"], m["alias"] = t.name, t.datatype, t.alias
 		return m
 	}
