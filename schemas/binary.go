@@ -122,6 +122,10 @@ func normalize(v any, depth int) (any, error) {
 			if !ok {
 				ks = fmt.Sprint(k)
 			}
+			if _, dup := m[ks]; dup {
+				// Keeping either value would depend on map order.
+				return nil, fmt.Errorf("two map keys read as %q", ks)
+			}
 			m[ks] = n
 		}
 		return m, nil

@@ -119,6 +119,12 @@ func TestDecode(t *testing.T) {
 		{name: "cbor", topic: "cbor/x", payload: mustMarshal(t, cbor.Marshal, map[any]any{"a": -3, 7: []byte{1}, "f": float32(1.5), "big": uint64(1 << 63)}),
 			want: map[string]any{"a": int64(-3), "7": []byte{1}, "f": 1.5, "big": uint64(1 << 63)}},
 		{name: "cbor truncated", topic: "cbor/x", payload: []byte{0xa1, 0x61}, wantErr: "CBOR", dead: true},
+		// Keys 3 and "3" (or simple value 3) both read as "3": keeping
+		// either value would depend on map order (found by FuzzDecoders).
+		{name: "cbor keys colliding", topic: "cbor/x", payload: mustMarshal(t, cbor.Marshal, map[any]any{3: 1, "3": 2}),
+			wantErr: `two map keys read as "3"`, dead: true},
+		{name: "cbor int and simple keys colliding", topic: "cbor/x", payload: []byte("\xa3\x30\x00\xe3\x00\x03\x30"),
+			wantErr: `two map keys read as "3"`, dead: true},
 		{name: "protobuf from source", topic: "pb/src/x", payload: readingPB("d1", true), want: wantPB},
 		{name: "protobuf from descriptor set", topic: "pb/set/x", payload: readingPB("d1", true), want: wantPB},
 		{name: "protobuf required field", topic: "pb/set/x", payload: readingPB("", false), wantErr: "required", dead: true},
