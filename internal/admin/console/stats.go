@@ -165,7 +165,10 @@ func (c *Console) snapshot(sm *sampler, now time.Time, withRules bool) Snapshot 
 		delivered[f.Sink] += f.Delivered
 		backlog[f.Sink] += f.Buffered
 	}
-	dt := now.Sub(sm.at).Seconds()
+	// The rates divide by the gap between the samples' millisecond
+	// timestamps, not the exact one, so a chart that integrates a rate
+	// over its points' T gets back the count that arrived.
+	dt := float64(now.UnixMilli()-sm.at.UnixMilli()) / 1000
 	rate := func(cur, prev float64) float64 {
 		if sm.at.IsZero() || dt <= 0 || cur < prev {
 			return 0
