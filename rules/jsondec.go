@@ -265,7 +265,7 @@ func (d *jsonDecoder) object() (any, error) {
 		if direct != nil {
 			return direct, nil
 		}
-		return d.newMap(0), nil
+		return map[string]any{}, nil
 	}
 	for {
 		d.ws()
@@ -330,7 +330,7 @@ func (d *jsonDecoder) object() (any, error) {
 			if direct != nil {
 				return direct, nil
 			}
-			m := d.newMap(len(d.kvs) - base)
+			m := make(map[string]any, len(d.kvs)-base)
 			for _, e := range d.kvs[base:] {
 				m[e.k] = e.v
 			}
@@ -357,14 +357,6 @@ func (d *jsonDecoder) newArray(elems []any) any {
 	e := (*eface)(unsafe.Pointer(&v))
 	e.typ, e.data = sliceTypeWord, unsafe.Pointer(&d.hdrs[len(d.hdrs)-1])
 	return v
-}
-
-// newMap returns an empty map for n members, from the Scratch if any.
-func (d *jsonDecoder) newMap(n int) map[string]any {
-	if d.sc != nil {
-		return d.sc.maps.Next(n)
-	}
-	return make(map[string]any, n)
 }
 
 func (d *jsonDecoder) array() (any, error) {
